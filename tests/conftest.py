@@ -1,0 +1,33 @@
+"""Shared fixtures. HF_HUB_OFFLINE must be set before huggingface_hub is imported."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import pathlib  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def sipakmed_root() -> pathlib.Path | None:
+    """The real SIPaKMeD copy: $CERVATTN_SIPAKMED or ../shared/sipakmed beside the repository."""
+    path = pathlib.Path(os.environ.get("CERVATTN_SIPAKMED", REPO.parent / "shared" / "sipakmed"))
+    return path if (path / "splits.csv").is_file() else None
+
+
+@pytest.fixture
+def real_sipakmed() -> pathlib.Path:
+    root = sipakmed_root()
+    if root is None:
+        pytest.skip("real SIPaKMeD data not found: set CERVATTN_SIPAKMED or place it in ../shared/sipakmed")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    yield
