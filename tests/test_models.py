@@ -17,6 +17,13 @@ from cervattn.layers import ATTENTION_LAYERS
 ALL = cervattn.list_models(include_test=True)
 TINY = cervattn.list_models("test_*", include_test=True)
 SIZE = 32  # the smallest input every model must accept
+DEFAULT_FULL = {"rcan_densenet121", "ran_resnet50"}  # full-size models of the default (non-slow) run
+
+
+def sweep(names):
+    """Every model; the full-size ones beyond DEFAULT_FULL run with ``-m slow`` (the tiny
+    ``test_*`` variants exercise the same code paths in the default run)."""
+    return [n if n in TINY or n in DEFAULT_FULL else pytest.param(n, marks=pytest.mark.slow) for n in names]
 
 
 @functools.cache
@@ -88,7 +95,7 @@ def test_forward_backward_every_parameter_gets_gradient(name):
     assert any(isinstance(m, ATTENTION_LAYERS) for m in model.modules())
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", sweep(ALL))
 def test_odd_input_size_and_head_contract(name):
     model = fresh(name).eval()
     x = torch.randn(1, 3, 33, 47)  # odd sizes
@@ -104,7 +111,7 @@ def test_odd_input_size_and_head_contract(name):
     assert model(x).shape == (1, model.num_features)
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", sweep(ALL))
 def test_features_only_matches_forward_intermediates(name):
     full = fresh(name).eval()
     torch.manual_seed(0)
@@ -138,7 +145,7 @@ def _aligned(full, feat_model):
     return out
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", sweep(ALL))
 def test_safetensors_round_trip(name, tmp_path):
     model = fresh(name).eval()
     path = tmp_path / "model.safetensors"

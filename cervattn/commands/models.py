@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for name in names:
         params, gmacs = model_cost(name, img_size=args.img_size)
-        tags = ", ".join(get_arch_pretrained_cfgs(name)) or "-"
+        cfgs = get_arch_pretrained_cfgs(name)
+        tags = ", ".join(tag for tag, cfg in cfgs.items() if cfg.has_weights) or "-"
         rows.append((name, f"{params / 1e6:.2f}", f"{gmacs:.2f}", tags))
     header = ("model", "params (M)", f"GMACs @{args.img_size}px", "pretrained tags")
     print_table(header, rows, markdown=args.markdown)

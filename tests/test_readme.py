@@ -1,0 +1,41 @@
+"""The README is executable documentation: its quickstart runs as printed, its test command is what
+CI runs, and every user-facing surface carries the research-use-only notice."""
+
+import re
+
+import pytest
+
+from conftest import REPO
+
+README = (REPO / "README.md").read_text()
+
+
+def _code_blocks(text: str, lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_has_exactly_two_setup_commands():
+    setup = README.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    assert len(_code_blocks(setup, "bash")) == 2
+
+
+def test_ci_runs_the_readme_test_command():
+    setup = README.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    test_command = _code_blocks(setup, "bash")[1].strip()
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert test_command in ci
+
+
+def test_quickstart_runs_as_printed(capsys):
+    block = _code_blocks(README.split("## Quickstart", 1)[1], "python")[0]
+    assert len(block.strip().splitlines()) <= 12
+    exec(compile(block, "README.md quickstart", "exec"), {})
+    out = capsys.readouterr().out
+    assert "Dyskeratotic" in out and "torch.Size([1, 5])" in out
+
+
+@pytest.mark.parametrize(
+    "path", ["README.md", "LICENSE", "CHANGELOG.md", *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "docs").rglob("*.md"))]
+)
+def test_research_use_notice_everywhere(path):
+    assert "research use only" in (REPO / path).read_text().lower(), f"{path} lacks the research-use-only notice"
