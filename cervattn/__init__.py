@@ -8,7 +8,7 @@ Research use only, not for clinical diagnosis.
 
 __version__ = "0.1.0.dev0"
 
-from . import models  # noqa: F401  (registers the architectures with timm)
+from . import hub, models  # noqa: F401  (models registers the architectures with timm)
 from .constants import RESEARCH_USE_NOTICE, SIPAKMED_CLASSES
 from .factory import create_model, is_cervattn_model, list_models, list_pretrained
 

@@ -75,13 +75,13 @@ def test_pretrained_cfg_complete(name):
 
 @pytest.mark.parametrize("tag", cervattn.list_pretrained())
 def test_hub_ids_follow_grammar(tag):
-    cfg = timm.models.get_pretrained_cfg(tag)
+    cfg = cervattn.hub.pretrained_cfg(tag)
     arch, _, weights = tag.partition(".")
-    if cfg.hf_hub_id.startswith("timm/"):  # ImageNet start: the backbone's own timm repo
-        backbone = cfg.hf_hub_id.removeprefix("timm/")
+    if cfg["hf_hub_id"].startswith("timm/"):  # ImageNet start: the backbone's own timm repo
+        backbone = cfg["hf_hub_id"].removeprefix("timm/")
         assert backbone.split(".")[1] == weights and arch.split("_", 1)[1] == backbone.split(".")[0]
     else:
-        assert cfg.hf_hub_id == f"{cervattn.constants.HUB_ORG}/{tag}"
+        assert cfg["hf_hub_id"] == f"{cervattn.constants.HUB_ORG}/{tag}"
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -29,6 +29,7 @@ from timm.models.densenet import DenseLayer, DenseNet, _filter_torchvision_pretr
 from torch import nn
 
 from ..layers import ChannelAttention, ResidualAttention
+from ..releases import release_cfgs
 from ._builder import backbone_start_filter, imagenet_start_cfg, sipakmed_cfg
 
 __all__ = ["AttentionDenseNet", "AttentiveDenseLayer"]
@@ -148,6 +149,7 @@ _BACKBONES = {  # depth: (growth_rate, block_config, timm ImageNet tag)
 
 default_cfgs = generate_default_cfgs(
     {
+        **release_cfgs(_cfg(), (f"{a}_densenet{d}" for a in ATTENTIONS for d in _BACKBONES)),  # best first
         **{
             f"{attn}_densenet{depth}.{tag.split('.')[1]}": imagenet_start_cfg(
                 tag, "features.conv0", "classifier", interpolation="bicubic"

@@ -25,6 +25,7 @@ from timm.models._manipulate import MATCH_PREV_GROUP
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from ..layers import ChannelAttention, ResidualAttention
+from ..releases import release_cfgs
 from ._builder import backbone_start_filter, imagenet_start_cfg, sipakmed_cfg
 
 __all__ = ["AttentionResNet"]
@@ -97,6 +98,7 @@ _BACKBONES = {  # depth: (block, layers, timm ImageNet tag)
 
 default_cfgs = generate_default_cfgs(
     {
+        **release_cfgs(_cfg(), (f"{a}_resnet{d}" for a in ATTENTIONS for d in _BACKBONES)),  # best first
         **{
             f"{attn}_resnet{depth}.{tag.split('.')[1]}": _in1k(tag, interpolation="bicubic")
             for attn in ATTENTIONS

@@ -25,6 +25,7 @@ from timm.models._manipulate import checkpoint_seq
 from torch import nn
 
 from ..layers import AttentionModule, PreActBottleneck
+from ..releases import release_cfgs
 from ._builder import sipakmed_cfg
 
 __all__ = ["ResidualAttentionNet"]
@@ -171,6 +172,7 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
 
 default_cfgs = generate_default_cfgs(
     {
+        **release_cfgs(_cfg(), ("ran_attention56", "ran_attention92")),  # released weights first
         "ran_attention56": _cfg(),
         "ran_attention92": _cfg(),
         "test_ran_attention": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),

@@ -1,0 +1,274 @@
+"""The release table: every set of cervattn weights published on the Hugging Face Hub.
+
+A release is one ``arch.tag`` (timm's grammar; the tag says what the weights were trained on, e.g.
+``rcan_densenet121.sipakmed_cells``) stored in the Hub repository ``cervattn/<arch>.<tag>`` as
+``config.json`` (timm's format), ``model.safetensors``, ``README.md`` (the model card) and
+``evaluation.json``. Its entry records the sha256 of every file and the Hub commit that holds
+them, so that :mod:`cervattn.hub` can check what it loads, wherever the file came from (a mirror
+folder, the Hugging Face cache or a fresh download).
+
+Adding a release is one entry in :data:`RELEASES`, pasted from the output of ``cervattn export``
+and completed with the commit hash printed by ``cervattn publish``::
+
+    Release(
+        name="rcan_densenet121.sipakmed_cells",
+        sha256={"model.safetensors": "9f2c...", "config.json": "41d0...", "README.md": "...",
+                "evaluation.json": "..."},
+        revision="5c1d0a...",  # 40-hex Hub commit
+        split="SIPaKMeD cells, cervattn grouped split: trained on train, checkpoint chosen on val, "
+              "metrics on test",
+        cfg={"input_size": (3, 224, 224)},
+    )
+
+The table order matters: the first release of an architecture is its default tag (what
+``create_model("rcan_densenet121", pretrained=True)`` loads), so list the best weights first.
+Releases of cervattn's own architectures are also spliced into their ``default_cfgs`` (before the
+ImageNet-start tags) so that timm's registry knows them; releases of timm's own architectures (the
+seed paper's ``resnet50`` and ``densenet121`` baselines) are reached through
+``cervattn.create_model`` only, and timm's entries are left untouched.
+
+Research use only, not for clinical diagnosis.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any
+
+from timm.models import PretrainedCfg
+
+from .constants import HUB_ORG, RESEARCH_USE_NOTICE, SIPAKMED_CLASSES
+
+__all__ = [
+    "Release",
+    "RELEASES",
+    "WEIGHTS_FILE",
+    "get_release",
+    "list_releases",
+    "register_release",
+    "unregister_release",
+    "temporary_release",
+    "release_pretrained_cfg",
+    "release_cfgs",
+    "weights_cfg",
+]
+
+#: Name of the weight file in every release (the only file a model load needs).
+WEIGHTS_FILE = "model.safetensors"
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z0-9][a-z0-9_]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_CFG_FIELDS = frozenset(f.name for f in fields(PretrainedCfg))
+_PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".tar")
+
+#: Pretrained-cfg fields that describe where weights come from or what another checkpoint held;
+#: a release replaces all of them.
+_SOURCE_FIELDS = (
+    "url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source", "tag", "custom_load",
+    "test_input_size", "test_crop_pct", "test_pool_size", "label_offset", "label_descriptions",
+    "origin_url", "description",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Release:
+    """One released set of weights: ``arch.tag``, file hashes, Hub revision and what it was trained on.
+
+    Args:
+        name: ``"<arch>.<tag>"``, e.g. ``"rcan_densenet121.sipakmed_cells"``; ``arch`` is a timm
+            model name (cervattn's or timm's own), ``tag`` says what the weights were trained on.
+        sha256: ``{filename: sha256 hex}`` of every file of the Hub repository; must include
+            ``"model.safetensors"``. Printed by ``cervattn export``.
+        revision: The 40-hex Hub commit holding these files (printed by ``cervattn publish``);
+            ``None`` until published, then ``"main"`` is downloaded and still checked by sha256.
+        dataset: The training data, e.g. ``"SIPaKMeD"``.
+        split: Which split trained, selected and evaluated the weights, in words.
+        cfg: Pretrained-cfg overrides describing how the weights expect their input:
+            ``input_size``, ``crop_pct``, ``interpolation``, ``mean``, ``std``, ``label_names``...
+        description: One sentence for listings; default built from ``dataset`` and ``split``.
+        license: SPDX-style licence id of the weights.
+        repo_id: Hub repository; default ``"cervattn/<name>"``.
+
+    Raises:
+        ValueError: A field is malformed (the message says which and what is accepted).
+    """
+
+    name: str
+    sha256: Mapping[str, str]
+    revision: str | None = None
+    dataset: str = "SIPaKMeD"
+    split: str = ""
+    cfg: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    license: str = "apache-2.0"
+    repo_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ValueError(
+                f"Release name {self.name!r} is not accepted: give '<arch>.<tag>' in lower case, e.g. "
+                "'rcan_densenet121.sipakmed_cells'."
+            )
+        hashes = {str(k): str(v).lower() for k, v in dict(self.sha256).items()}
+        if WEIGHTS_FILE not in hashes:
+            raise ValueError(
+                f"Release {self.name!r} lists no sha256 for {WEIGHTS_FILE!r} (got {sorted(hashes)}); paste "
+                "the sha256 lines printed by `cervattn export`."
+            )
+        for filename, digest in hashes.items():
+            if not _SHA256.match(digest):
+                raise ValueError(
+                    f"Release {self.name!r}: sha256 of {filename!r} is {digest!r}, not 64 hex digits; paste "
+                    "the value printed by `cervattn export` or `sha256sum`."
+                )
+            if filename.lower().endswith(_PICKLE_SUFFIXES):
+                raise ValueError(
+                    f"Release {self.name!r} lists the pickle file {filename!r}; cervattn releases hold "
+                    "safetensors weights only. Re-export with `cervattn export`."
+                )
+        unknown = sorted(set(self.cfg) - _CFG_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"Release {self.name!r}: cfg keys {unknown} are not timm PretrainedCfg fields; accepted "
+                "include input_size, crop_pct, interpolation, mean, std, label_names, num_classes."
+            )
+        if self.revision is not None and not _COMMIT.match(str(self.revision)):
+            raise ValueError(
+                f"Release {self.name!r}: revision {self.revision!r} is not a 40-hex commit hash; pin the "
+                "commit printed by `cervattn publish` (a branch name can move), or None before publishing."
+            )
+        object.__setattr__(self, "sha256", MappingProxyType(hashes))
+        object.__setattr__(self, "cfg", MappingProxyType(dict(self.cfg)))
+        if not self.repo_id:
+            object.__setattr__(self, "repo_id", f"{HUB_ORG}/{self.name}")
+        if not self.description:
+            object.__setattr__(
+                self, "description", f"Trained on {self.dataset}" + (f" ({self.split})." if self.split else ".")
+            )
+
+    @property
+    def arch(self) -> str:
+        """The architecture, e.g. ``"rcan_densenet121"``."""
+        return self.name.split(".", 1)[0]
+
+    @property
+    def tag(self) -> str:
+        """The pretrained tag, e.g. ``"sipakmed_cells"``."""
+        return self.name.split(".", 1)[1]
+
+
+#: The released weights, best first per architecture. Empty until the first trained weights are
+#: published (see the module docstring for the shape of an entry).
+RELEASES: tuple[Release, ...] = ()
+
+_registry: dict[str, Release] = {r.name: r for r in RELEASES}
+
+
+def get_release(name: str) -> Release | None:
+    """The release named ``"arch.tag"``, or ``None`` when there is none."""
+    return _registry.get(name)
+
+
+def list_releases(arch: str | None = None) -> list[Release]:
+    """Every release (of ``arch`` only, when given), in table order: the first is the default."""
+    return [r for r in _registry.values() if arch is None or r.arch == arch]
+
+
+def register_release(release: Release, replace: bool = False) -> None:
+    """Add ``release`` to the table at run time (``cervattn.create_model`` and ``list_pretrained``
+    see it; timm's own registry knows only the entries of :data:`RELEASES` at import).
+
+    Raises:
+        TypeError: ``release`` is not a :class:`Release`.
+        ValueError: A release of that name exists and ``replace`` is false.
+    """
+    if not isinstance(release, Release):
+        raise TypeError(f"Expected a cervattn.releases.Release, got {type(release).__name__}.")
+    if release.name in _registry and not replace:
+        raise ValueError(f"Release {release.name!r} is already registered; pass replace=True to replace it.")
+    _registry[release.name] = release
+
+
+def unregister_release(name: str) -> None:
+    """Remove the release ``name`` from the run-time table (no error when absent)."""
+    _registry.pop(name, None)
+
+
+@contextmanager
+def temporary_release(release: Release) -> Iterator[Release]:
+    """Register ``release`` for the duration of a ``with`` block (tests, trying a fresh export).
+
+    Example:
+        >>> from cervattn.releases import Release, temporary_release
+        >>> with temporary_release(Release("test_rcan_densenet.demo", {"model.safetensors": "0" * 64})):
+        ...     pass
+    """
+    previous = _registry.get(release.name)
+    register_release(release, replace=True)
+    try:
+        yield release
+    finally:
+        if previous is None:
+            _registry.pop(release.name, None)
+        else:
+            _registry[release.name] = previous
+
+
+def release_pretrained_cfg(release: Release, base: Mapping[str, Any]) -> dict[str, Any]:
+    """The timm pretrained cfg of ``release``: the architecture's ``base`` cfg, its weight-source
+    and test-time fields dropped, then SIPaKMeD defaults (five classes, ``crop_pct`` 1.0), the
+    release's hub id, tag, licence, description and its own ``cfg`` overrides.
+
+    Args:
+        release: The release.
+        base: The architecture's default cfg (a dict), which supplies ``first_conv``,
+            ``classifier``, ``interpolation``, ``mean``/``std`` and ``input_size`` unless the
+            release overrides them.
+    """
+    return weights_cfg(base, release.name, release.repo_id, release.license, release.description, release.cfg)
+
+
+def weights_cfg(
+    base: Mapping[str, Any],
+    name: str,
+    repo_id: str,
+    license: str,
+    description: str,
+    overrides: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The pretrained cfg of SIPaKMeD weights ``name`` (``arch.tag``) in ``repo_id``: ``base`` without
+    its source fields, SIPaKMeD defaults, then ``overrides`` (see :func:`release_pretrained_cfg`)."""
+    arch, _, tag = name.partition(".")
+    cfg = {k: v for k, v in dict(base).items() if k not in _SOURCE_FIELDS}
+    cfg.update(
+        hf_hub_id=repo_id,
+        architecture=arch,
+        tag=tag,
+        num_classes=len(SIPAKMED_CLASSES),
+        label_names=SIPAKMED_CLASSES,
+        crop_pct=1.0,
+        license=license,
+        description=description,
+        paper_name="Towards Interpretable Attention Networks for Cervical Cancer Analysis",
+        paper_ids="arXiv:2106.00557",
+        notes=(RESEARCH_USE_NOTICE,),
+    )
+    cfg.update(dict(overrides))
+    if "label_names" in overrides and "num_classes" not in overrides:
+        cfg["num_classes"] = len(cfg["label_names"])
+    return cfg
+
+
+def release_cfgs(base: Mapping[str, Any], archs: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """``{"arch.tag": cfg}`` of every release of ``archs``, for a model file's ``default_cfgs``.
+
+    Splice it in first (``generate_default_cfgs({**release_cfgs(_cfg(), ARCHS), ...})``) so a
+    released tag becomes the architecture's default, ahead of the ImageNet-start tags.
+    """
+    names = set(archs)
+    return {r.name: release_pretrained_cfg(r, base) for r in RELEASES if r.arch in names}
