@@ -88,7 +88,7 @@ def _child(args: argparse.Namespace) -> dict:
             (grad,) = torch.autograd.grad(model(xs)[:, target].sum(), xs)
             total += grad.sum(0, keepdim=True)
     elif args.method == "explain":
-        from cervattn.explain import explain
+        from cervattn.explanations import explain
 
         explain(model, x, n_steps=args.steps, target=target)
     elif args.method in ("captum", "captum_chunked"):

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from cervattn import faithfulness as fa
-    from cervattn.explain import expand_image_paths, explain
+    from cervattn.explanations import expand_image_paths, explain
 
     if args.threads:
         torch.set_num_threads(args.threads)

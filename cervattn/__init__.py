@@ -10,13 +10,18 @@ __version__ = "0.1.0.dev0"
 
 from . import hub, models  # noqa: F401  (models registers the architectures with timm)
 from .constants import RESEARCH_USE_NOTICE, SIPAKMED_CLASSES
+from .explanations import Explanation, explain, explain_files, load_explanation
 from .factory import create_model, is_cervattn_model, list_models, list_pretrained
 
 __all__ = [
     "__version__",
     "RESEARCH_USE_NOTICE",
     "SIPAKMED_CLASSES",
+    "Explanation",
     "create_model",
+    "explain",
+    "explain_files",
+    "load_explanation",
     "is_cervattn_model",
     "list_models",
     "list_pretrained",

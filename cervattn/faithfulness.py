@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from . import attribution_methods as am
-from .explain import Explanation, _preprocessing, explain
+from .explanations import Explanation, _preprocessing, explain
 
 __all__ = [
     "PerturbationCurve",

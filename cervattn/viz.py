@@ -1,4 +1,4 @@
-"""Rendering of :class:`cervattn.explain.Explanation`: the paper's Fig. 2 and single overlays.
+"""Rendering of :class:`cervattn.explanations.Explanation`: the paper's Fig. 2 and single overlays.
 
 Rendering only, nothing is computed here beyond normalising maps for display. matplotlib is
 imported lazily (``pip install matplotlib``, or ``pip install cervattn[viz]``), and figures are
@@ -25,7 +25,7 @@ import numpy as np
 from .constants import RESEARCH_USE_NOTICE
 
 if TYPE_CHECKING:
-    from .explain import Explanation
+    from .explanations import Explanation
 
 __all__ = [
     "attribution_to_gray",

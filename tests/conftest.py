@@ -28,6 +28,11 @@ def real_sipakmed() -> pathlib.Path:
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_threads():
+def _seed_and_one_thread():
+    """Seed every test, and run it on one torch thread: on a shared 2-core machine several threads
+    make small models 10-100x slower (OpenMP oversubscription)."""
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(threads)

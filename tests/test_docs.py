@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
 
 import cervattn
-from conftest import REPO
 
 
 @pytest.mark.parametrize("name", cervattn.list_models())

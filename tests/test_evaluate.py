@@ -18,12 +18,6 @@ from cervattn.evaluate import evaluate, evaluate_model
 FIELDS, CELLS = 4, 4  # per class; fields 1-2 train, 3 val, 4 test
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

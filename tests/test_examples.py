@@ -4,11 +4,9 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
-from PIL import Image
-
 from conftest import REPO
 from fake_sipakmed import make_fake_sipakmed, write_fake_splits
+from PIL import Image
 
 EXAMPLES = REPO / "examples"
 

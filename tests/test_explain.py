@@ -13,7 +13,7 @@ from PIL import Image
 import cervattn
 from cervattn import attribution_methods as am
 from cervattn.constants import SIPAKMED_CLASSES
-from cervattn.explain import PAPER_IG, Explanation, explain, explain_files, load_explanation
+from cervattn.explanations import PAPER_IG, Explanation, explain, explain_files, load_explanation
 
 FAMILIES = cervattn.list_models("test_*", include_test=True)
 SPATIAL = ("integrated_gradients", "saliency", "smoothgrad", "gradcam")
@@ -45,13 +45,6 @@ def _state(model: torch.nn.Module):
     return [m.training for m in model.modules()], [p.requires_grad for p in model.parameters()]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models on a shared 2-core machine: one thread avoids OpenMP oversubscription (10-100x).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_names_family_list_not_empty():

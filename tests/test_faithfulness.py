@@ -9,15 +9,7 @@ from torch import nn
 
 import cervattn
 from cervattn import faithfulness as fa
-from cervattn.explain import Explanation, explain
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from cervattn.explanations import Explanation, explain
 
 
 class _SquareModel(nn.Module):

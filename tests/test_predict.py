@@ -15,14 +15,6 @@ from cervattn.data import load_rgb
 from cervattn.predict import expand_images, format_predictions, predict
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("predict")

@@ -4,7 +4,6 @@ CI runs, and every user-facing surface carries the research-use-only notice."""
 import re
 
 import pytest
-
 from conftest import REPO
 
 README = (REPO / "README.md").read_text()

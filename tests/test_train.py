@@ -20,13 +20,6 @@ LOG_KEYS = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_weig
             "epoch_time", "train_time", "images_per_s", "best"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Several torch threads on a busy 2-core machine make tiny models ~10x slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

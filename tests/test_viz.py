@@ -11,15 +11,7 @@ from PIL import Image
 
 import cervattn
 from cervattn import viz
-from cervattn.explain import explain
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from cervattn.explanations import explain
 
 
 @pytest.fixture(scope="module")

@@ -5,4 +5,4 @@ A module only parses arguments and calls library functions. Add a new command by
 module and naming it in :data:`COMMANDS`.
 """
 
-COMMANDS = ("models", "export", "publish", "train", "evaluate", "predict")
+COMMANDS = ("models", "train", "evaluate", "predict", "explain", "export", "publish")

@@ -35,13 +35,12 @@ from torch import nn
 
 from . import attribution_methods as am
 from .constants import RESEARCH_USE_NOTICE
+from .data import IMAGE_EXTENSIONS
+from .predict import expand_images
 
-__all__ = ["explain", "explain_files", "Explanation", "load_explanation", "PAPER_IG", "IMAGE_EXTENSIONS"]
+__all__ = ["explain", "explain_files", "Explanation", "load_explanation", "PAPER_IG"]
 
 _logger = logging.getLogger(__name__)
-
-#: File suffixes that :func:`explain_files` picks up when it expands a folder.
-IMAGE_EXTENSIONS = (".bmp", ".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
 
 #: Smallest accepted image side, in pixels (five stride-2 stages leave one pixel at 32 px).
 MIN_SIZE = 32
@@ -362,7 +361,7 @@ def _image_to_tensor(obj: Any, prep: _Preprocessing) -> tuple[torch.Tensor, str 
         except OSError as err:
             raise ValueError(
                 f"cannot read {str(path)!r} as an image ({err}); accepted: any format PIL reads "
-                f"({', '.join(IMAGE_EXTENSIONS)})."
+                f"({', '.join(sorted(IMAGE_EXTENSIONS))})."
             ) from err
         source = str(path)
     elif isinstance(obj, Image.Image):
@@ -594,7 +593,7 @@ def explain(
         >>> e = cervattn.explain(model, "cell.bmp", target="Koilocytotic")
         >>> e.attributions.shape, e.labels, float(e.convergence_delta[0])
         >>> e.plot(path="cell_ig.png")
-        >>> from cervattn.explain import PAPER_IG
+        >>> from cervattn.explanations import PAPER_IG
         >>> e_paper = cervattn.explain(model, "cell.bmp", **PAPER_IG)
     """
     if torch.is_inference_mode_enabled():
@@ -725,26 +724,6 @@ def explain(
 # Files and folders (the `cervattn explain` command)
 
 
-def expand_image_paths(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> list[Path]:
-    """Files as given, folders expanded (recursively, sorted) to their image files."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                raise ValueError(
-                    f"folder {str(p)!r} has no image files; accepted suffixes: {', '.join(IMAGE_EXTENSIONS)}."
-                )
-            out += found
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise FileNotFoundError(f"{str(p)!r} is neither an image file nor a folder; check the path.")
-    return out
-
-
 def _progress(iterable, total: int, enabled: bool, desc: str):
     if not enabled:
         return iterable
@@ -793,7 +772,7 @@ def explain_files(
     """
     from . import viz
 
-    files = expand_image_paths(paths)
+    files = expand_images([paths] if isinstance(paths, (str, os.PathLike)) else paths)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     method = _canonical_method(method)
