@@ -241,7 +241,7 @@ def load_model(spec: str | os.PathLike, img_size: int | None = None, device: str
             any of the accepted files.
         ValueError: Unknown model name, or weights that do not fit the recorded architecture.
 
-    Example:
+    Examples:
         >>> loaded = load_model("runs/rcan")
         >>> loaded.model.pretrained_cfg["input_size"]
         (3, 224, 224)

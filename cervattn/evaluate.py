@@ -156,7 +156,7 @@ def evaluate(
     Returns:
         An :class:`EvaluationResult`.
 
-    Example:
+    Examples:
         >>> from cervattn.data import SIPaKMeD, eval_transform
         >>> ds = SIPaKMeD(root, split="val", transform=eval_transform(model))
         >>> result = evaluate(model, ds)

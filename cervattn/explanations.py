@@ -587,7 +587,7 @@ def explain(
         TypeError: Unsupported input types or dtypes.
         FileNotFoundError: A path that does not exist.
 
-    Example:
+    Examples:
         >>> import cervattn
         >>> model = cervattn.create_model("rcan_densenet121")
         >>> e = cervattn.explain(model, "cell.bmp", target="Koilocytotic")

@@ -54,7 +54,8 @@ __all__ = [
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".pth.tar", ".joblib", ".npy", ".npz")
 REQUIRED_FILES = ("config.json", WEIGHTS_FILE, "README.md")
 EVAL_FILE = "evaluation.json"
-_MANAGED = (*REQUIRED_FILES, EVAL_FILE)
+CURVES_FILE = "training_curves.png"
+_MANAGED = (*REQUIRED_FILES, EVAL_FILE, CURVES_FILE)
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 _TRAINING_STATE = ("optimizer", "scheduler", "scaler", "ema", "model_ema", "rng")  # resume state, not weights
 _SIPAKMED_ABOUT = (
@@ -322,6 +323,7 @@ def export(
     dataset: str | None = None,
     split: str | None = None,
     repo_id: str | None = None,
+    notes: str | None = None,
 ) -> ExportResult:
     """Write the Hub-layout release folder of a training checkpoint.
 
@@ -344,6 +346,10 @@ def export(
         dataset: Training data (default: the checkpoint's ``dataset``, else ``"SIPaKMeD"``).
         split: Split in words (default: the checkpoint's ``split`` / ``args["split"]``).
         repo_id: Hub repository; default ``"cervattn/<arch>.<tag>"``.
+        notes: Markdown for a "Notes" section of the card (e.g. the gap to a target and what was tried).
+
+    When the checkpoint lies in a training run folder with a ``log.jsonl``, the card also reports
+    the compute it logged (epochs, wall time, images/s) and the folder gets ``training_curves.png``.
 
     Returns:
         :class:`ExportResult`, with ``sha256_lines()`` and ``release_entry()`` for the release table.
@@ -352,7 +358,7 @@ def export(
         ValueError: Unknown ``dtype``, bad ``tag``, a checkpoint that does not fit ``arch``, a
             pickle file in ``out``, or an ``eval_json`` that is not JSON.
 
-    Example:
+    Examples:
         >>> r = export("runs/rcan/best.pt", "hub/rcan_densenet121.sipakmed_cells",  # doctest: +SKIP
         ...            eval_json="runs/rcan/test_eval.json")
         >>> print(r.release_entry())  # doctest: +SKIP
@@ -427,10 +433,19 @@ def export(
         _write(folder / EVAL_FILE, eval_bytes)
     elif (folder / EVAL_FILE).exists():
         (folder / EVAL_FILE).unlink()  # stale: the card must not point at another evaluation
+    log = _run_log(checkpoint)
+    if log:
+        from .viz_metrics import training_curves_figure
+
+        training_curves_figure(log, folder / (CURVES_FILE + ".partial.png"))
+        os.replace(folder / (CURVES_FILE + ".partial.png"), folder / CURVES_FILE)
+    elif (folder / CURVES_FILE).exists():
+        (folder / CURVES_FILE).unlink()  # stale: from another run
     params = sum(p.numel() for p in model.parameters())
     card = model_card(
         name=name, repo_id=repo_id, cfg=cfg, checkpoint=ckpt, evaluation=evaluation, params=params,
         dtype=dtype, weights_sha256=sha256_file(folder / WEIGHTS_FILE), dataset=dataset, split=split,
+        log=log, notes=notes,
     )
     _write(folder / "README.md", card.encode("utf-8"))
     files = [f for f in _MANAGED if (folder / f).is_file()]
@@ -445,6 +460,15 @@ def export(
         dataset=dataset,
         split=split,
     )
+
+
+def _run_log(checkpoint: str | os.PathLike) -> list[dict[str, Any]]:
+    """The ``log.jsonl`` records of the training run that holds ``checkpoint`` (empty if none)."""
+    path = Path(checkpoint)
+    log = (path if path.is_dir() else path.parent) / "log.jsonl"
+    if not log.is_file():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
 
 def _split_text(split: Any) -> str:
@@ -596,10 +620,13 @@ def _plain(value: Any) -> str:
     return text.replace("|", "\\|")
 
 
-def _training_section(ckpt: TrainingCheckpoint) -> str:
+def _training_section(ckpt: TrainingCheckpoint, log: Sequence[Mapping[str, Any]] = ()) -> str:
     lines = []
+    start = ckpt.config.get("initial_checkpoint") or (ckpt.config.get("model") if ckpt.config.get("pretrained") else None)
+    if ckpt.config:
+        lines.append(f"Initialisation: {'from ' + _plain(start) if start else 'from scratch (random init, no ImageNet weights)'}.")
     if ckpt.epoch is not None:
-        lines.append(f"Weights from epoch {ckpt.epoch}.")
+        lines.append(f"Weights from epoch {ckpt.epoch}" + (f" of {len(log)} (best validation score)." if log else "."))
     if ckpt.config:
         lines += ["", "Training arguments, as recorded in the checkpoint:", "", "| Argument | Value |", "|---|---|"]
         lines += [f"| {k} | {_plain(v)} |" for k, v in sorted(ckpt.config.items())]
@@ -609,10 +636,22 @@ def _training_section(ckpt: TrainingCheckpoint) -> str:
                                                                         "timm_version") if ckpt.meta.get(k)]
     if versions:
         lines += ["", "Software: " + ", ".join(versions) + "."]
-    compute = ckpt.meta.get("compute")
+    compute = ckpt.meta.get("compute") or _logged_compute(log)
     lines += ["", "Compute: " + (", ".join(f"{k}: {_plain(v)}" for k, v in compute.items())
                                  if isinstance(compute, Mapping) else _plain(compute) if compute else "not recorded.")]
     return "\n".join(lines).strip() + "\n"
+
+
+def _logged_compute(log: Sequence[Mapping[str, Any]]) -> dict[str, str] | None:
+    """Compute summary from a run's log: epochs, total wall time, mean training images/s."""
+    times = [r["epoch_time"] for r in log if r.get("epoch_time")]
+    speeds = [r["images_per_s"] for r in log if r.get("images_per_s")]
+    if not times:
+        return None
+    out = {"epochs": str(len(log)), "wall time": f"{sum(times) / 60:.1f} min"}
+    if speeds:
+        out["training images/s"] = f"{sum(speeds) / len(speeds):.1f} (mean over epochs)"
+    return out
 
 
 _CITATIONS = """```bibtex
@@ -645,6 +684,8 @@ def model_card(
     weights_sha256: str,
     dataset: str,
     split: str,
+    log: Sequence[Mapping[str, Any]] = (),
+    notes: str | None = None,
 ) -> str:
     """The README.md model card of a release (Hugging Face metadata header + markdown)."""
     arch = name.split(".", 1)[0]
@@ -655,6 +696,8 @@ def model_card(
     c, h, w = cfg["input_size"]
     about = _SIPAKMED_ABOUT if dataset.lower() == "sipakmed" else dataset
     timm_note = " (after `import cervattn`, which registers the architecture)" if _is_cervattn_arch(arch) else ""
+    curves = f"\n![Training curves]({CURVES_FILE})\n" if log else ""
+    notes_section = f"## Notes\n\n{notes.strip()}\n\n" if notes else ""
     return f"""---
 license: {license}
 library_name: timm
@@ -700,11 +743,11 @@ model = cervattn.create_model("{name}", pretrained=True).eval()  # sha256-checke
 
 ## Training
 
-{_training_section(checkpoint)}
+{_training_section(checkpoint, log)}{curves}
 ## Evaluation
 
 {_metrics_section(evaluation, checkpoint, labels)}
-## Intended use
+{notes_section}## Intended use
 
 Research on cervical-cell classification and on the interpretability of attention networks
 (attention maps, Integrated Gradients), and a starting point for fine-tuning on other cytology data.

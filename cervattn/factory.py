@@ -30,7 +30,7 @@ def list_models(pattern: str = "", pretrained: bool = False, include_test: bool 
         pretrained: List ``arch.tag`` names of every pretrained tag instead of architectures.
         include_test: Also list the tiny ``test_*`` architectures used by tests and examples.
 
-    Example:
+    Examples:
         >>> import cervattn
         >>> "rcan_densenet121" in cervattn.list_models("rcan_*")
         True
@@ -113,7 +113,7 @@ def create_model(
         cervattn.hub.IntegrityError: The weight file's sha256 differs from the release table's;
             nothing was loaded.
 
-    Example:
+    Examples:
         >>> import cervattn
         >>> model = cervattn.create_model("rcan_densenet121", num_classes=5)
         >>> len(model.pretrained_cfg["label_names"])  # the five SIPaKMeD classes

@@ -237,7 +237,7 @@ def _release_cfg(release: Release) -> dict[str, Any]:
 def pretrained_cfg(name: str) -> dict[str, Any]:
     """The pretrained cfg of ``name`` as a dict: a release's (table entry applied) or timm's.
 
-    Example:
+    Examples:
         >>> import cervattn
         >>> cervattn.hub.pretrained_cfg("rcan_densenet121.tv_in1k")["hf_hub_id"]
         'timm/densenet121.tv_in1k'
@@ -519,7 +519,7 @@ def load_checkpoint(
         FileNotFoundError: No file at ``path``.
         ValueError: The checkpoint needs unpickling of Python objects, or holds no state dict.
 
-    Example:
+    Examples:
         >>> sd = load_checkpoint("runs/rcan/best.pt")  # doctest: +SKIP
         >>> model = cervattn.create_model("rcan_densenet121", checkpoint_path="runs/rcan/best.pt")  # doctest: +SKIP
     """

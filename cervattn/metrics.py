@@ -150,7 +150,7 @@ def classification_report(
         ``confusion_matrix`` (list of rows; rows true, columns predicted). Values are fractions in
         0..1; zero divisions give 0.0.
 
-    Example:
+    Examples:
         >>> r = classification_report([0, 1, 2, 2], [0, 2, 2, 2], num_classes=3, class_names=None)
         >>> r["accuracy"], r["per_class"]["2"]["precision"]
         (0.75, 0.6666666666666666)
@@ -353,7 +353,7 @@ def markdown_table(
     Returns:
         The table as a markdown string (ending with a newline).
 
-    Example:
+    Examples:
         >>> print(markdown_table({"ran_resnet50": r1, "rcan_densenet121": r2}))
         | Metric | ran_resnet50 | rcan_densenet121 |
         ...

@@ -126,7 +126,7 @@ def predict(
     Returns:
         One :class:`Prediction` per image, in input order.
 
-    Example:
+    Examples:
         >>> model = cervattn.create_model("rcan_densenet121.<tag>", pretrained=True)
         >>> [(p.image, p.label, round(p.probability, 3)) for p in predict(model, ["cells/"])]
     """

@@ -203,7 +203,7 @@ def unregister_release(name: str) -> None:
 def temporary_release(release: Release) -> Iterator[Release]:
     """Register ``release`` for the duration of a ``with`` block (tests, trying a fresh export).
 
-    Example:
+    Examples:
         >>> from cervattn.releases import Release, temporary_release
         >>> with temporary_release(Release("test_rcan_densenet.demo", {"model.safetensors": "0" * 64})):
         ...     pass

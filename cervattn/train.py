@@ -274,7 +274,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         FileNotFoundError: ``resume`` is True but there is no ``last.pt``; or the data is not found.
         ValueError: The batch size does not split evenly over processes.
 
-    Example:
+    Examples:
         >>> from cervattn.train import TrainConfig, train
         >>> result = train(TrainConfig("rcan_densenet121.tv_in1k", "~/data/sipakmed", "runs/rcan",
         ...                            pretrained=True))

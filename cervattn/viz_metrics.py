@@ -87,3 +87,34 @@ def confusion_matrix_figure(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path
+
+
+def training_curves_figure(log: Sequence[Mapping[str, Any]], path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Plot loss and accuracy per epoch from a run's ``log.jsonl`` records, as a PNG.
+
+    Args:
+        log: One record per epoch with ``epoch``, ``train_loss``, ``val_loss``, ``train_acc``, ``val_acc``.
+        path: Output file; parent folders are created.
+        dpi: Resolution of the PNG.
+
+    Returns:
+        The path written.
+    """
+    Figure, FigureCanvasAgg = _matplotlib()
+    epochs = [r["epoch"] for r in log]
+    fig = Figure(figsize=(9, 3.4), dpi=dpi)
+    FigureCanvasAgg(fig)
+    for index, (metric, label) in enumerate((("loss", "cross-entropy loss"), ("acc", "accuracy"))):
+        ax = fig.add_subplot(1, 2, index + 1)
+        for split in ("train", "val"):
+            values = [r.get(f"{split}_{metric}") for r in log]
+            if any(v is not None for v in values):
+                ax.plot(epochs, values, marker="o", markersize=3, label=split)
+        ax.set(xlabel="epoch", ylabel=label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path

@@ -52,3 +52,17 @@ def test_reproduce_table2(tmp_path):
                       "--split-file", str(splits))
     assert "| Accuracy" in out or "accuracy" in out.lower()
     assert (tmp_path / "runs" / "table2.md").is_file()
+
+
+def test_explain_folder(tmp_path):
+    import torch
+
+    import cervattn
+    from cervattn.checkpoint import save_best
+
+    model = cervattn.create_model("test_ran_resnet", pretrained_cfg_overlay={"input_size": (3, 48, 48)}).eval()
+    save_best(tmp_path / "run", model, {"arch": "test_ran_resnet", "pretrained_cfg": {"input_size": [3, 48, 48]}})
+    torch.set_num_threads(1)
+    out = run_example("explain_folder.py", str(EXAMPLES / "images"), "--model", str(tmp_path / "run"), "--out",
+                      str(tmp_path / "out"), "--n-steps", "4")
+    assert out.count("->") == 5 and len(list((tmp_path / "out").glob("*.png"))) == 5

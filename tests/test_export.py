@@ -339,3 +339,24 @@ def test_training_run_folder_and_evaluation_result(tmp_path):
     published = (out.folder / "evaluation.json").read_text()
     assert str(tmp_path) not in published and str(tmp_path) not in card
     assert torch.equal(logits(timm.create_model(f"local-dir:{out.folder}", pretrained=True)), logits(model))
+
+
+def test_run_log_gives_compute_curves_and_notes(tmp_path):
+    from PIL import Image
+
+    from cervattn.checkpoint import save_best
+
+    model = trained(seed=6)
+    run = tmp_path / "run"
+    save_best(run, model, {"arch": ARCH, "args": {"lr": 0.1, "pretrained": False}, "epoch": 2,
+                           "label_names": list(SIPAKMED_CLASSES)})
+    log = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.1 / e, "train_acc": 0.5 + e / 10, "val_acc": 0.4 + e / 10,
+            "epoch_time": 60.0, "images_per_s": 20.0 + e} for e in (1, 2, 3)]
+    (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    out = export(run, tmp_path / NAME, notes="Target missed by 6 points.")
+    card = (out.folder / "README.md").read_text()
+    assert "from scratch" in card and "Weights from epoch 2 of 3" in card
+    assert "wall time: 3.0 min" in card and "training images/s: 22.0" in card
+    assert "## Notes\n\nTarget missed by 6 points." in card and "![Training curves](training_curves.png)" in card
+    assert "training_curves.png" in out.sha256
+    assert np.asarray(Image.open(out.folder / "training_curves.png").convert("L")).std() > 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 HELP = "write a training checkpoint as a Hub release folder (config.json, model.safetensors, model card)"
 
@@ -24,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", help="split in words, e.g. 'grouped split: train / val / test' "
                         "(default: from the checkpoint)")
     parser.add_argument("--repo-id", help="Hub repository (default: cervattn/<arch>.<tag>)")
+    parser.add_argument("--notes", help="markdown file whose text becomes the card's Notes section")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         result = export(
             args.checkpoint, args.out, eval_json=args.eval_json, tag=args.tag, dtype=args.dtype, arch=args.arch,
             dataset=args.dataset, split=args.split, repo_id=args.repo_id,
+            notes=Path(args.notes).read_text() if args.notes else None,
         )
     except (FileNotFoundError, ValueError) as e:
         sys.stderr.write(f"cervattn export: {e}\n")

@@ -51,7 +51,7 @@ class DecodedCache:
         resample: Pillow filter for the downscaling: "bicubic" (default), "bilinear", "lanczos",
             "box", "hamming" or "nearest".
 
-    Example:
+    Examples:
         >>> cache = DecodedCache(max_side=280, cache_dir="~/.cache/cervattn/decoded")
         >>> ds = SIPaKMeD(root, split="train", transform=train_transform(model), cache=cache)
     """

@@ -262,7 +262,7 @@ class SIPaKMeD(Dataset):
             the same image present twice (two extensions or two layouts).
         OSError: A file fails the index-time check and ``on_error="raise"``.
 
-    Example:
+    Examples:
         >>> from cervattn.data import SIPaKMeD, train_transform
         >>> train = SIPaKMeD("~/data/sipakmed", split="train", transform=train_transform(model))
         >>> image, label = train[0]

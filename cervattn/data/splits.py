@@ -91,7 +91,7 @@ def load_splits(path: str | os.PathLike | None = None) -> list[SplitRow]:
         FileNotFoundError: The file does not exist.
         ValueError: A column is missing or a row holds an unknown kind, class, split or field id.
 
-    Example:
+    Examples:
         >>> rows = load_splits()
         >>> sum(r.split == "train" and r.kind == "isolated" for r in rows)
         2795
@@ -188,7 +188,7 @@ def grouped_stratified_split(
     Raises:
         ValueError: Lengths differ, inputs are not 1-D, or fractions do not sum to 1.
 
-    Example:
+    Examples:
         >>> train, val, test = grouped_stratified_split(ds.targets, ds.groups, seed=0)
     """
     labels, groups = _as_1d(labels, "labels"), _as_1d(groups, "groups")

@@ -92,7 +92,7 @@ def eval_transform(
     Returns:
         A picklable transform from a PIL image to a float tensor ``(3, H, W)``.
 
-    Example:
+    Examples:
         >>> tf = eval_transform(model)
         >>> x = tf(Image.open("001_01.bmp").convert("RGB")).unsqueeze(0)
     """
