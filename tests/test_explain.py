@@ -536,5 +536,5 @@ def test_explain_files_other_method_and_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         explain_files(_model(), tmp_path / "missing", tmp_path / "o")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="no image files"):
+    with pytest.raises(FileNotFoundError, match="holds no image file"):
         explain_files(_model(), tmp_path / "empty", tmp_path / "o")
