@@ -188,7 +188,12 @@ def plot_overlay(
     _panel(axes[0], image, "image")
     _panel(axes[1], overlay(image, gray), f"{explanation.method} overlay")
     _panel(axes[2], colorize(gray), explanation.method)
-    fig.suptitle(title or _title(explanation, i), fontsize=10)
+    return _finish(fig, title or _title(explanation, i), path)
+
+
+def _finish(fig: Any, title: str, path: str | os.PathLike | None) -> Any:
+    """Title, research-use notice, optional save: the end of every figure."""
+    fig.suptitle(title, fontsize=10)
     _notice(fig)
     if path is not None:
         save_figure(fig, path)
@@ -232,11 +237,7 @@ def plot_paper_figure(
     _panel(axes[2], overlay(image, ig), "integrated gradients overlay")
     _panel(axes[3], colorize(g), "gradient")
     _panel(axes[4], colorize(ig), "integrated gradients")
-    fig.suptitle(title or _title(integrated_gradients, i), fontsize=10)
-    _notice(fig)
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, title or _title(integrated_gradients, i), path)
 
 
 def plot_channel_attention(
