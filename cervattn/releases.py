@@ -162,9 +162,25 @@ class Release:
         return self.name.split(".", 1)[1]
 
 
-#: The released weights, best first per architecture. Empty until the first trained weights are
-#: published (see the module docstring for the shape of an entry).
-RELEASES: tuple[Release, ...] = ()
+#: The released weights, best first per architecture (see the module docstring for the shape of an entry).
+RELEASES: tuple[Release, ...] = (
+    Release(
+        name="rcan_densenet121.sipakmed_cells_64",
+        sha256={
+            "README.md": "48c7b5622ca29b7c053f819e4617b0c0563411adae322e1c30c51e3591090711",
+            "config.json": "877631445384955e25e06bc539d9818a84fe31a93f4129e79d1a0c06c5418396",
+            "evaluation.json": "9e1e6cb38ccb38bad2c76011c7457285225513212778b824258f1cacd8b5609b",
+            "model.safetensors": "6029f345d6dcd4c767448ef63c74cb956794c9706f4129da3211de4d4d0534de",
+            "training_curves.png": "3caa50b92c0c64fdb76665172d814c3c116d0172ccd2d875b96dc77f4ba16836",
+        },
+        revision=None,  # not yet on the Hub: loaded from the checkout's hub/ folder
+        dataset="SIPaKMeD",
+        split="cervattn grouped split (by field image): trained on train, best epoch selected on val, "
+        "evaluated on val",
+        cfg={"input_size": (3, 64, 64), "crop_pct": 1.0, "interpolation": "bicubic",
+             "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
+    ),
+)
 
 _registry: dict[str, Release] = {r.name: r for r in RELEASES}
 

@@ -33,7 +33,7 @@ def test_card_reports_its_evaluation(release):
     folder = CHECKOUT_MIRROR / release.name
     card = (folder / "README.md").read_text()
     evaluation = json.loads((folder / "evaluation.json").read_text())
-    report = evaluation["report"]
+    report = evaluation["metrics"]
     for key in ("accuracy", "weighted_f1", "macro_f1"):
         assert f"{100 * report[key]:.1f}" in card, f"card does not show {key} = {report[key]}"
     assert "research use only, not for clinical diagnosis" in card.lower()
@@ -46,9 +46,9 @@ def test_weights_reproduce_the_card(release, real_sipakmed):
     from cervattn.evaluate import evaluate_model
 
     evaluation = json.loads((CHECKOUT_MIRROR / release.name / "evaluation.json").read_text())
-    split = evaluation["meta"]["split"]
+    split = evaluation["split"]
     result = evaluate_model(release.name, real_sipakmed, split=split, n_boot=10)
-    assert abs(result.report["accuracy"] - evaluation["report"]["accuracy"]) <= 0.005
+    assert abs(result.report["accuracy"] - evaluation["metrics"]["accuracy"]) <= 0.005
 
 
 @pytest.mark.parametrize("release", RELEASES, ids=RELEASED)
