@@ -46,3 +46,20 @@ def test_quickstart_runs_as_printed(capsys, tmp_path, monkeypatch):
 )
 def test_research_use_notice_everywhere(path):
     assert "research use only" in (REPO / path).read_text().lower(), f"{path} lacks the research-use-only notice"
+
+
+def test_main_command_classifies_and_explains_offline(tmp_path, monkeypatch):
+    """The README's first set-up command, after its install step, on the released weights."""
+    import shlex
+
+    from cervattn.cli import main
+
+    setup = README.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    command = _code_blocks(setup, "bash")[0].strip().split("&&", 1)[1]
+    args = shlex.split(command)
+    assert args[0] == "cervattn"
+    args[args.index("--out") + 1] = str(tmp_path / "explanations")
+    monkeypatch.chdir(REPO)
+    assert main(args[1:] + ["--no-progress"]) == 0
+    assert len(list((tmp_path / "explanations").glob("*.png"))) == 5
+    assert (tmp_path / "explanations" / "predictions.csv").is_file()
