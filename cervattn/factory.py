@@ -132,7 +132,7 @@ def create_model(
                 f"Unknown model {name!r}.{hint} See cervattn.list_models() for cervattn's "
                 f"{len(ours)} architectures (`cervattn models` on the command line)."
             )
-    model = hub._create(name, pretrained, mirror, revision, cache_dir, force_download, verify, kwargs)
+    model = hub.create_with_weights(name, pretrained, mirror, revision, cache_dir, force_download, verify, kwargs)
     if checkpoint_path is not None:
         model.load_state_dict(hub.load_checkpoint(checkpoint_path), strict=True)
     return model

@@ -579,7 +579,7 @@ def _check_keys(model: torch.nn.Module, path: Path, cfg: Mapping[str, Any]) -> N
 _SOURCE_OVERRIDES = ("file", "url", "state_dict", "hf_hub_id")
 
 
-def _create(
+def create_with_weights(
     name: str,
     pretrained: bool,
     mirror: Any,
