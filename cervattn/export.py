@@ -34,7 +34,8 @@ import timm
 import torch
 
 from .constants import HUB_ORG, RESEARCH_USE_NOTICE, SIPAKMED_CLASSES
-from .hub import _base_cfg, _is_cervattn_arch, sha256_file, torch_load_weights_only
+from .hub import _base_cfg, sha256_file, torch_load_weights_only
+from .models import is_cervattn_arch
 from .releases import WEIGHTS_FILE, weights_cfg
 
 __all__ = [
@@ -695,7 +696,7 @@ def model_card(
     license = cfg.get("license", "apache-2.0")
     c, h, w = cfg["input_size"]
     about = _SIPAKMED_ABOUT if dataset.lower() == "sipakmed" else dataset
-    timm_note = " (after `import cervattn`, which registers the architecture)" if _is_cervattn_arch(arch) else ""
+    timm_note = " (after `import cervattn`, which registers the architecture)" if is_cervattn_arch(arch) else ""
     curves = f"\n![Training curves]({CURVES_FILE})\n" if log else ""
     notes_section = f"## Notes\n\n{notes.strip()}\n\n" if notes else ""
     return f"""---

@@ -14,13 +14,10 @@ from timm.models import split_model_name_tag
 from torch import nn
 
 from . import hub
-from .models import MODEL_MODULES
+from .models import TIMM_MODULES, is_cervattn_arch
 from .releases import list_releases
 
 __all__ = ["create_model", "list_models", "list_pretrained", "is_cervattn_model"]
-
-_MODULES = [name.rsplit(".", 1)[-1] for name in MODEL_MODULES]
-
 
 def list_models(pattern: str = "", pretrained: bool = False, include_test: bool = False) -> list[str]:
     """Names of cervattn's architectures, sorted.
@@ -35,7 +32,7 @@ def list_models(pattern: str = "", pretrained: bool = False, include_test: bool 
         >>> "rcan_densenet121" in cervattn.list_models("rcan_*")
         True
     """
-    names = timm.list_models(pattern or "", module=_MODULES, pretrained=pretrained)
+    names = timm.list_models(pattern or "", module=TIMM_MODULES, pretrained=pretrained)
     if not include_test:
         names = [n for n in names if not n.startswith("test_")]
     return names
@@ -60,8 +57,7 @@ def _natural_key(name: str) -> list[int | str]:
 
 def is_cervattn_model(name: str) -> bool:
     """Whether ``name`` (with or without a tag) is one of cervattn's architectures."""
-    arch, _ = split_model_name_tag(name)
-    return arch in list_models(include_test=True)
+    return is_cervattn_arch(name)
 
 
 def create_model(

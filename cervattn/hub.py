@@ -44,7 +44,7 @@ import torch
 from timm.models import get_arch_pretrained_cfgs, get_pretrained_cfg, split_model_name_tag
 
 from .constants import HUB_ORG
-from .models import MODEL_MODULES
+from .models import is_cervattn_arch
 from .releases import (
     WEIGHTS_FILE,
     Release,
@@ -77,7 +77,6 @@ _logger = logging.getLogger(__name__)
 #: Environment variable naming mirror folder(s), separated by ``os.pathsep``.
 ENV_MIRROR = "CERVATTN_MIRROR"
 
-_MODULES = [name.rsplit(".", 1)[-1] for name in MODEL_MODULES]
 
 
 def _checkout_mirror() -> Path | None:
@@ -181,10 +180,6 @@ def find_in_mirrors(
 # Names, tags and cfgs
 
 
-def _is_cervattn_arch(arch: str) -> bool:
-    return timm.models.is_model_in_modules(arch, _MODULES)
-
-
 def _available_tags(arch: str) -> list[str]:
     names = list(get_arch_pretrained_cfgs(arch)) + [r.name for r in list_releases(arch)]
     return list(dict.fromkeys(n for n in names if "." in n))
@@ -202,7 +197,7 @@ def find_release(name: str) -> Release | None:
     """
     arch, tag = split_model_name_tag(name)
     if not tag:
-        releases = list_releases(arch) if _is_cervattn_arch(arch) else []
+        releases = list_releases(arch) if is_cervattn_arch(arch) else []
         return releases[0] if releases else None
     release = get_release(f"{arch}.{tag}")
     if release is None and f"{arch}.{tag}" not in get_arch_pretrained_cfgs(arch):

@@ -36,3 +36,19 @@ def _seed_and_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def perturbed_model(arch: str, seed: int = 0, **kwargs) -> torch.nn.Module:
+    """A model in eval mode whose every tensor differs from a fresh init, so a load that silently
+    skipped a tensor would show in its outputs."""
+    import timm
+
+    torch.manual_seed(seed)
+    model = timm.create_model(arch, **kwargs)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                tensor.add_(torch.randn_like(tensor) * 0.05)
+                if name.endswith("running_var"):
+                    tensor.abs_().add_(0.5)
+    return model.eval()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import timm
 import torch
+from conftest import perturbed_model
 from safetensors.torch import load_file, save_file
 
 import cervattn
@@ -25,15 +26,7 @@ X = torch.randn(2, 3, 48, 48, generator=torch.Generator().manual_seed(2))
 
 
 def trained(seed=0, arch=ARCH, **kwargs):
-    torch.manual_seed(seed)
-    model = timm.create_model(arch, **kwargs)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if t.is_floating_point():
-                t.add_(torch.randn_like(t) * 0.05)
-                if name.endswith("running_var"):
-                    t.abs_().add_(0.5)
-    return model.eval()
+    return perturbed_model(arch, seed, **kwargs)
 
 
 def save_checkpoint(path, model, **extra):

@@ -18,7 +18,7 @@ import huggingface_hub.constants
 import pytest
 import timm
 import torch
-from conftest import REPO
+from conftest import REPO, perturbed_model
 from safetensors.torch import load_file, save_file
 
 import cervattn
@@ -40,17 +40,7 @@ X = torch.randn(2, 3, 40, 40, generator=torch.Generator().manual_seed(1))
 
 
 def trained_model(arch: str = ARCH, seed: int = 0) -> torch.nn.Module:
-    """A model whose every tensor differs from a fresh init (so a load that silently skipped a
-    tensor would show)."""
-    torch.manual_seed(seed)
-    model = timm.create_model(arch)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if tensor.is_floating_point():
-                tensor.add_(torch.randn_like(tensor) * 0.05)
-                if name.endswith("running_var"):
-                    tensor.abs_().add_(0.5)
-    return model.eval()
+    return perturbed_model(arch, seed)
 
 
 def export_model(model, folder, arch=ARCH, dtype="fp32", tag="sipakmed_cells"):

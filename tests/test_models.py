@@ -211,14 +211,11 @@ BACKBONE_START = [t for t in cervattn.list_pretrained() if "in1k" in t]
 
 
 def _smallest_per_family(tags):
+    """One ImageNet-start tag per (attention, backbone family): the shallowest backbone."""
     chosen = {}
-    for tag in tags:
-        arch = tag.split(".")[0]
-        attention, backbone = arch.split("_", 1)
-        family = (attention, backbone.rstrip("0123456789"))
-        chosen.setdefault(family, tag)  # list_pretrained is sorted: resnet101 < resnet18 lexically
-        if "18" in tag or "121" in tag:
-            chosen[family] = tag
+    for tag in sorted(tags, key=lambda t: int("".join(filter(str.isdigit, t.split(".")[0])))):
+        attention, backbone = tag.split(".")[0].split("_", 1)
+        chosen.setdefault((attention, backbone.rstrip("0123456789")), tag)
     return sorted(chosen.values())
 
 
