@@ -146,3 +146,51 @@ def test_cell_attribution_share():
 def test_otsu_threshold_separates_two_levels():
     gray = np.concatenate([np.full(300, 50), np.full(700, 220)]).astype(np.uint8)
     assert 50 <= fa.otsu_threshold(gray) < 220
+
+
+def test_label_regions_4_connected():
+    mask = np.zeros((6, 7), bool)
+    mask[0:2, 0:2] = True  # region A
+    mask[2, 2] = True  # touches A only diagonally: its own region
+    mask[4:6, 1:7] = True  # a bar
+    mask[3, 6] = True  # joined to the bar
+    labels, n = fa.label_regions(mask)
+    assert n == 3 and labels.max() == 3 and (labels > 0).sum() == mask.sum()
+    assert len(np.unique(labels[0:2, 0:2])) == 1 and labels[2, 2] != labels[0, 0]
+    assert labels[3, 6] == labels[5, 1]
+    snake = np.zeros((9, 9), bool)  # one long winding region (many propagation steps)
+    snake[::2] = True
+    snake[1::4, -1] = snake[3::4, 0] = True
+    assert fa.label_regions(snake)[1] == 1
+    with pytest.raises(ValueError, match="2-D"):
+        fa.label_regions(np.zeros((2, 3, 4), bool))
+
+
+def _field_explanation(weights):
+    """A slide with four dark 8x8 cells; attribution weight per cell as given."""
+    img = np.full((1, 40, 40, 3), 235, np.uint8)
+    attr = np.zeros((1, 3, 40, 40), np.float32)
+    for (r, c), wgt in zip([(2, 2), (2, 25), (25, 2), (25, 25)], weights):
+        img[0, r : r + 8, c : c + 8] = (90, 60, 120)
+        attr[0, :, r : r + 8, c : c + 8] = wgt
+    img[0, 38, 38] = (90, 60, 120)  # one dark pixel of debris, below min_area
+    return Explanation(method="integrated_gradients", attributions=attr, image=img,
+                       inputs=np.zeros((1, 3, 40, 40), np.float32), target=np.array([0]),
+                       probabilities=np.full((1, 5), 0.2, np.float32))
+
+
+def test_cell_concentration_counts_cells_holding_the_mass():
+    focused = fa.cell_concentration(_field_explanation([10, 1, 1, 0]))
+    assert focused.n_regions[0] == 4  # the debris pixel is dropped
+    assert focused.regions_for_mass[0] == 1 and focused.top_region_share[0] == pytest.approx(10 / 12)
+    assert focused.fraction_for_mass[0] == pytest.approx(0.25)
+    spread = fa.cell_concentration(_field_explanation([1, 1, 1, 1]))
+    assert spread.regions_for_mass[0] == 4 and spread.top_region_share[0] == pytest.approx(0.25)
+    assert fa.cell_concentration(_field_explanation([1, 1, 1, 1]), mass=0.5).regions_for_mass[0] == 2
+    empty = fa.cell_concentration(_field_explanation([0, 0, 0, 0]))
+    assert np.isnan(empty.regions_for_mass[0]) and empty.n_regions[0] == 4
+    assert set(np.unique(focused.labels)) == {0, 1, 2, 3, 4}
+    with pytest.raises(ValueError, match="mass"):
+        fa.cell_concentration(_field_explanation([1, 1, 1, 1]), mass=1.5)
+    with pytest.raises(ValueError, match="min_area"):
+        fa.cell_concentration(_field_explanation([1, 1, 1, 1]), min_area=-0.1)
