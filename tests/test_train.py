@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from cervattn.checkpoint import load_model, read_checkpoint
 from cervattn.cli import main
+from cervattn.constants import SIPAKMED_CLASSES
 from cervattn.data import SIPaKMeD, eval_transform
 from cervattn.evaluate import evaluate
 from cervattn.train import TrainConfig, resume, train
@@ -140,3 +141,24 @@ def test_real_sipakmed_smoke(real_sipakmed, tmp_path, capsys):
     report = json.loads((tmp_path / "val.json").read_text())
     assert report["n_images"] == 826 and report["split"] == "val" and report["n_missing"] == 0
     assert report["field_level"]["n_fields"] > 50
+
+
+@pytest.mark.realdata
+def test_real_multi_cell_fields_end_to_end(real_sipakmed, tmp_path, capsys):
+    """The multi-cell path on the real field images there are: train, evaluate, predict, explain."""
+    run = tmp_path / "fields"
+    train(TrainConfig("test_rcan_densenet", str(real_sipakmed), str(run), kind="multi", img_size=64, epochs=1,
+                      batch_size=8, workers=0, cache=True, progress=False))
+    log = _log(run)
+    assert log[0]["epoch"] == 1 and (run / "best.safetensors").is_file()
+    assert main(["evaluate", str(run), "--data", str(real_sipakmed), "--kind", "multi", "--split", "val",
+                 "--n-boot", "20", "--json", str(tmp_path / "fields.json")]) == 0
+    report = json.loads((tmp_path / "fields.json").read_text())
+    assert report["split"] == "val" and report["n_images"] == 12  # the val fields of this copy
+    field = next(real_sipakmed.glob("im_Metaplastic/im_Metaplastic/*.webp"))
+    capsys.readouterr()
+    assert main(["predict", str(field), "--model", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["predictions"][0]["label"] in SIPAKMED_CLASSES
+    assert main(["explain", str(field), "--model", str(run), "--out", str(tmp_path / "ex"), "--n-steps", "4",
+                 "--no-progress"]) == 0
+    assert len(list((tmp_path / "ex").rglob("*.png"))) == 1
