@@ -203,6 +203,8 @@ class ExportResult:
         dtype: ``"fp32"`` or ``"fp16"``: storage of the weights.
         cfg: Pretrained-cfg overrides of the release table entry (input_size, crop_pct, ...).
         dataset, split: What the weights were trained and evaluated on.
+        metrics: Headline metrics of the attached evaluation (fractions; empty without one).
+        metrics_split: The split of that evaluation.
     """
 
     folder: Path
@@ -214,6 +216,8 @@ class ExportResult:
     cfg: dict[str, Any]
     dataset: str
     split: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    metrics_split: str = ""
 
     def sha256_lines(self) -> str:
         """``sha256sum``-style lines, one per file."""
@@ -231,7 +235,9 @@ class ExportResult:
             f"        dataset={self.dataset!r},\n"
             f"        split={self.split!r},\n"
             f"        cfg={self.cfg!r},\n"
-            f"{repo}"
+            + (f"        metrics={self.metrics!r},\n        metrics_split={self.metrics_split!r},\n"
+               if self.metrics else "")
+            + f"{repo}"
             "    ),\n"
         )
 
@@ -460,7 +466,19 @@ def export(
         cfg={k: v for k, v in overrides.items()},
         dataset=dataset,
         split=split,
+        metrics=headline_metrics(evaluation) if evaluation else {},
+        metrics_split=str(evaluation.get("split") or _report(evaluation).get("split") or "") if evaluation else "",
     )
+
+
+def headline_metrics(evaluation: Mapping[str, Any]) -> dict[str, float]:
+    """``accuracy``, ``weighted_f1``, ``macro_f1`` and ``field_accuracy`` of an evaluation JSON, as
+    fractions rounded to 4 digits (what a :class:`~cervattn.releases.Release` records)."""
+    report = _report(evaluation)
+    values = {key: _metric(report, key)[0] for key in ("accuracy", "weighted_f1", "macro_f1")}
+    entry = _field_entry(evaluation, report)
+    values["field_accuracy"] = entry[0] if entry else None
+    return {k: round(v / 100 if v > 1 else v, 6) for k, v in values.items() if v is not None}
 
 
 def _run_log(checkpoint: str | os.PathLike) -> list[dict[str, Any]]:
@@ -534,21 +552,29 @@ def _metric(report: Mapping[str, Any], key: str) -> tuple[float | None, tuple[fl
     return _num(raw), _interval(raw) or _interval(ci.get(key)) or _interval(report.get(f"{key}_ci"))
 
 
-def _field_level(evaluation: Mapping[str, Any], report: Mapping[str, Any]) -> str | None:
+def _field_entry(evaluation: Mapping[str, Any], report: Mapping[str, Any]) -> tuple[float, Any, Mapping] | None:
+    """``(value, raw, source)`` of the field-level accuracy of an evaluation, wherever it is kept."""
     for source in (report, evaluation):
         for key in ("field_level_accuracy", "field_accuracy", "field_level"):
             if key in source:
                 raw = source[key]
                 value = _num(raw if not isinstance(raw, Mapping) or "accuracy" not in raw else raw["accuracy"])
-                if value is None:
-                    continue
-                interval = _interval(raw) if isinstance(raw, Mapping) else _interval(source.get(f"{key}_ci"))
-                scale = 100.0 if value <= 1 else 1.0
-                text = _fmt(value, interval, scale)
-                if isinstance(raw, Mapping) and "n_fields" in raw:
-                    text += f" ({raw.get('n_correct', '?')} of {raw['n_fields']} field images)"
-                return text
+                if value is not None:
+                    return value, (key, raw), source
     return None
+
+
+def _field_level(evaluation: Mapping[str, Any], report: Mapping[str, Any]) -> str | None:
+    entry = _field_entry(evaluation, report)
+    if entry is None:
+        return None
+    value, (key, raw), source = entry
+    interval = _interval(raw) if isinstance(raw, Mapping) else _interval(source.get(f"{key}_ci"))
+    scale = 100.0 if value <= 1 else 1.0
+    text = _fmt(value, interval, scale)
+    if isinstance(raw, Mapping) and "n_fields" in raw:
+        text += f" ({raw.get('n_correct', '?')} of {raw['n_fields']} field images)"
+    return text
 
 
 def _metrics_section(evaluation: Mapping[str, Any] | None, ckpt: TrainingCheckpoint, labels: Sequence[str]) -> str:

@@ -91,6 +91,11 @@ class Release:
         cfg: Pretrained-cfg overrides describing how the weights expect their input:
             ``input_size``, ``crop_pct``, ``interpolation``, ``mean``, ``std``, ``label_names``...
         description: One sentence for listings; default built from ``dataset`` and ``split``.
+        metrics: Headline numbers of the ``evaluation.json`` beside the weights, as fractions:
+            ``accuracy``, ``weighted_f1``, ``macro_f1`` and ``field_accuracy`` (cell predictions
+            voted per field image), on ``metrics_split``. Printed by ``cervattn export``, listed by
+            ``cervattn models --releases``; the tests check them against ``evaluation.json``.
+        metrics_split: The split ``metrics`` were measured on, e.g. ``"val"``.
         license: SPDX-style licence id of the weights.
         repo_id: Hub repository; default ``"cervattn/<name>"``.
 
@@ -105,6 +110,8 @@ class Release:
     split: str = ""
     cfg: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    metrics_split: str = ""
     license: str = "apache-2.0"
     repo_id: str = ""
 
@@ -142,6 +149,15 @@ class Release:
                 f"Release {self.name!r}: revision {self.revision!r} is not a 40-hex commit hash; pin the "
                 "commit printed by `cervattn publish` (a branch name can move), or None before publishing."
             )
+        bad = {k: v for k, v in dict(self.metrics).items() if not isinstance(v, (int, float)) or not 0 <= v <= 1}
+        if bad:
+            raise ValueError(
+                f"Release {self.name!r}: metrics {bad} are not fractions in [0, 1]; paste the `metrics=` line "
+                "printed by `cervattn export` (e.g. {'accuracy': 0.937})."
+            )
+        if self.metrics and not self.metrics_split:
+            raise ValueError(f"Release {self.name!r} has metrics but no metrics_split; say which split, e.g. 'val'.")
+        object.__setattr__(self, "metrics", MappingProxyType({k: float(v) for k, v in dict(self.metrics).items()}))
         object.__setattr__(self, "sha256", MappingProxyType(hashes))
         object.__setattr__(self, "cfg", MappingProxyType(dict(self.cfg)))
         if not self.repo_id:
@@ -179,6 +195,8 @@ RELEASES: tuple[Release, ...] = (
         "evaluated on val",
         cfg={"input_size": (3, 64, 64), "crop_pct": 1.0, "interpolation": "bicubic",
              "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
+        metrics={'accuracy': 0.937046, 'weighted_f1': 0.937176, 'macro_f1': 0.9374, 'field_accuracy': 0.965517},
+        metrics_split="val",
     ),
 )
 

@@ -27,6 +27,19 @@ def test_models_markdown_and_unknown_pattern(capsys):
     assert "cervattn models" in capsys.readouterr().err
 
 
+def test_models_releases_lists_released_weights_with_metrics(capsys):
+    from cervattn.releases import RELEASES
+
+    assert main(["models", "--releases", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| release | default of | input px | split | accuracy % |")
+    for release in RELEASES:
+        row = next(line for line in out.splitlines() if line.startswith(f"| {release.name} |"))
+        assert f"| {100 * release.metrics['accuracy']:.1f} |" in row
+    assert main(["models", "--releases", "no_such_release*"]) == 1
+    assert "cervattn models --releases" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", [None, *COMMANDS])
 def test_help_carries_the_notice(command, capsys):
     with pytest.raises(SystemExit) as exit_info:

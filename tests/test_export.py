@@ -353,3 +353,19 @@ def test_run_log_gives_compute_curves_and_notes(tmp_path):
     assert "## Notes\n\nTarget missed by 6 points." in card and "![Training curves](training_curves.png)" in card
     assert "training_curves.png" in out.sha256
     assert np.asarray(Image.open(out.folder / "training_curves.png").convert("L")).std() > 5
+
+
+def test_release_entry_carries_the_headline_metrics(ckpt, tmp_path):
+    _, path = ckpt
+    eval_path, report = evaluation_json(tmp_path / "eval.json")
+    result = export(path, tmp_path / "hub" / NAME, eval_json=eval_path)
+    assert result.metrics_split == "test"
+    assert result.metrics["accuracy"] == pytest.approx(report["accuracy"], abs=1e-6)
+    assert result.metrics["macro_f1"] == pytest.approx(report["macro_f1"], abs=1e-6)
+    assert result.metrics["field_accuracy"] == pytest.approx(report["field_level_accuracy"]["accuracy"], abs=1e-6)
+    entry = result.release_entry()
+    assert "metrics={'accuracy': " in entry and "metrics_split='test'" in entry
+    namespace = {}
+    exec("from cervattn.releases import Release\nr = " + entry.strip().rstrip(","), namespace)
+    assert dict(namespace["r"].metrics) == result.metrics
+    assert export(path, tmp_path / "bare" / NAME).metrics == {}

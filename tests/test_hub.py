@@ -155,6 +155,10 @@ def test_release_validates_its_fields():
         Release("rcan_densenet121", good)
     with pytest.raises(ValueError, match=r"\['img_size'\] are not timm PretrainedCfg fields"):
         Release(NAME, good, cfg={"img_size": 256})
+    with pytest.raises(ValueError, match="not fractions"):
+        Release(NAME, good, metrics={"accuracy": 93.7}, metrics_split="val")
+    with pytest.raises(ValueError, match="metrics_split"):
+        Release(NAME, good, metrics={"accuracy": 0.937})
 
 
 def test_every_real_release_is_well_formed_and_registered():

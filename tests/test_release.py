@@ -37,6 +37,10 @@ def test_card_reports_its_evaluation(release):
     for key in ("accuracy", "weighted_f1", "macro_f1"):
         assert f"{100 * report[key]:.1f}" in card, f"card does not show {key} = {report[key]}"
     assert "research use only, not for clinical diagnosis" in card.lower()
+    from cervattn.export import headline_metrics
+
+    assert release.metrics_split == evaluation["split"]
+    assert dict(release.metrics) == pytest.approx(headline_metrics(evaluation), abs=1e-6)
     assert "from scratch" in card.lower()
 
 

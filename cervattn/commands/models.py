@@ -1,4 +1,5 @@
-"""``cervattn models [PATTERN]``: the architectures with params, GMACs and pretrained tags."""
+"""``cervattn models [PATTERN]``: the architectures with params, GMACs and pretrained tags;
+``--releases``: the released weights with their measured metrics."""
 
 from __future__ import annotations
 
@@ -15,6 +16,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--img-size", type=int, default=224, help="input size for GMACs (default 224)")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument("--include-test", action="store_true", help="also list the tiny test_* models")
+    parser.add_argument("--releases", action="store_true",
+                        help="list the released weights with their metrics instead of the architectures")
+
+
+def releases_table(pattern: str = "") -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """Header and rows of the released weights (``arch.tag`` matching ``pattern``) and their metrics."""
+    from fnmatch import fnmatch
+
+    from ..releases import list_releases
+
+    header = ("release", "default of", "input px", "split", "accuracy %", "weighted F1 %", "macro F1 %",
+              "field-level accuracy %")
+    rows = []
+    for r in list_releases():
+        if pattern and not fnmatch(r.name, pattern) and not fnmatch(r.arch, pattern):
+            continue
+        default = r.arch if list_releases(r.arch)[0] is r else "-"
+        size = r.cfg.get("input_size")
+        m = r.metrics
+        pct = [f"{100 * m[k]:.1f}" if k in m else "-" for k in ("accuracy", "weighted_f1", "macro_f1", "field_accuracy")]
+        rows.append((r.name, default, str(size[-1]) if size else "-", r.metrics_split or "-", *pct))
+    return header, rows
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,6 +46,13 @@ def run(args: argparse.Namespace) -> int:
     from ..factory import list_models
     from ..profiling import model_cost
 
+    if args.releases:
+        header, rows = releases_table(args.pattern)
+        if not rows:
+            sys.stderr.write(f"No release matches {args.pattern!r}; run `cervattn models --releases` to see all.\n")
+            return 1
+        print_table(header, rows, markdown=args.markdown)
+        return 0
     names = list_models(args.pattern, include_test=args.include_test)
     if not names:
         sys.stderr.write(f"No cervattn model matches {args.pattern!r}; run `cervattn models` to see all.\n")
