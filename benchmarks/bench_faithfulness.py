@@ -100,7 +100,9 @@ def _field_tensor(model, path: Path, size: int):
     return ((x - mean) / std).unsqueeze(0)
 
 
-def run_model(name: str, args, cells: list[Path], fields: list[tuple[Path, str]]) -> dict:
+def run_model(name: str, args, cells: list[Path], fields: list[tuple[Path, str]], shown: dict) -> dict:
+    """Run the three measurements for one model; the field explanations of the first
+    ``--n-figures`` fields go into ``shown[(field, method)][name]`` for the comparison figures."""
     from cervattn import faithfulness as fa
     from cervattn.explanations import explain
 
@@ -131,13 +133,16 @@ def run_model(name: str, args, cells: list[Path], fields: list[tuple[Path, str]]
             r = fa.randomization_check(model, sample, method=m, mode="full", n_steps=args.ig_steps)
             res["randomization"][m] = r.spearman_abs[-1].tolist()
     t2 = time.perf_counter()
-    for path, label in fields:
+    for j, (path, label) in enumerate(fields):
         x = _field_tensor(model, path, args.field_size)
         res["field_paths"].append(str(path))
         for m in field_methods:
             e = explain(model, x, method=m, target=label, n_steps=args.field_ig_steps)
             share = fa.cell_attribution_share(e)
             conc = fa.cell_concentration(e, mass=args.mass)
+            if j < args.n_figures:
+                caption = f"{conc.regions_for_mass[0]:.0f} of {conc.n_regions[0]} regions hold {args.mass:.0%}"
+                shown.setdefault((j, m), {})[name] = (e, caption)
             row = res["fields"][m]
             for key, val in (("share", share.share), ("enrichment", share.enrichment),
                              ("regions_for_mass", conc.regions_for_mass), ("n_regions", conc.n_regions),
@@ -246,6 +251,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--field-methods", default=",".join(FIELD_METHODS))
     p.add_argument("--field-ig-steps", type=int, default=16)
     p.add_argument("--mass", type=float, default=0.8, help="attribution share the counted regions hold")
+    p.add_argument("--figures", default=None, help="folder for side-by-side figures of the first fields")
+    p.add_argument("--n-figures", type=int, default=0, help="fields drawn into --figures")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json", default=None, help="write all per-image numbers here")
@@ -270,7 +277,17 @@ def main(argv: list[str] | None = None) -> None:
     fields = _stratified(_rows("multi", None), args.n_fields) if args.n_fields else []
     print(f"models={args.models} pretrained={args.pretrained or bool(args.checkpoint)} cells={len(cells)} "
           f"fields={len(fields)} threads={torch.get_num_threads()}", flush=True)
-    results = {name: run_model(name, args, cells, fields) for name in args.models}
+    shown: dict = {}
+    results = {name: run_model(name, args, cells, fields, shown) for name in args.models}
+    if args.figures:
+        from cervattn.viz import plot_comparison
+
+        for (j, m), per_model in shown.items():
+            path = Path(args.figures) / f"field_{j}_{Path(fields[j][0]).stem}_{m}.png"
+            plot_comparison({k: e for k, (e, _) in per_model.items()},
+                            captions={k: c for k, (_, c) in per_model.items()}, path=path,
+                            title=f"{fields[j][1]} field {Path(fields[j][0]).stem}, {m}")
+            print(f"wrote {path}")
     md = tables(results, args)
     print("\n" + md)
     if args.markdown:

@@ -16,6 +16,8 @@ Research use only, not for clinical diagnosis.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,6 +36,7 @@ __all__ = [
     "plot_overlay",
     "plot_paper_figure",
     "plot_channel_attention",
+    "plot_comparison",
     "save_figure",
 ]
 
@@ -238,6 +241,55 @@ def plot_paper_figure(
     _panel(axes[3], colorize(g), "gradient")
     _panel(axes[4], colorize(ig), "integrated gradients")
     return _finish(fig, title or _title(integrated_gradients, i), path)
+
+
+def plot_comparison(
+    explanations: Mapping[str, Explanation],
+    index: int = 0,
+    *,
+    polarity: Literal["positive", "negative", "abs"] | None = None,
+    clip_percentile: float = 99.0,
+    captions: Mapping[str, str] | None = None,
+    path: str | os.PathLike | None = None,
+    title: str | None = None,
+) -> Any:
+    """The same image explained several ways (models or methods), side by side: the image, then
+    one overlay per explanation, e.g. an attention model and its backbone.
+
+    Args:
+        explanations: ``{panel title: Explanation}``, all of the same images.
+        index: Which image of the batch.
+        polarity: See :func:`attribution_to_gray`; default per method.
+        clip_percentile: See :func:`attribution_to_gray`.
+        captions: Optional second title line per panel (e.g. a faithfulness number).
+        path: Also save the figure there (PNG, PDF or SVG).
+        title: Figure title; default: the explained class.
+    """
+    if not explanations:
+        raise ValueError("explanations is empty; pass {title: Explanation} for at least one explanation.")
+    items = list(explanations.items())
+    first = items[0][1]
+    for name, e in items:
+        if e.attributions is None:
+            raise ValueError(f"explanation {name!r} ({e.method}) has no spatial map; use a spatial method.")
+        if e.image.shape != first.image.shape or not np.array_equal(e.image[index], first.image[index]):
+            raise ValueError(
+                f"explanation {name!r} shows another image than {items[0][0]!r}; explain the same input "
+                "with every model (same size and preprocessing)."
+            )
+    i = _check_index(first, index)
+    image = first.image[i]
+    h, w = image.shape[:2]
+    panel = 3.0
+    fig = _figure(panel * (len(items) + 1) * max(w / h, 0.5), panel + 0.6)
+    axes = fig.subplots(1, len(items) + 1)
+    _panel(axes[0], image, "image")
+    for ax, (name, e) in zip(axes[1:], items):
+        gray = attribution_to_gray(e.attributions[i], polarity=polarity or _default_polarity(e.method),
+                                   clip_percentile=clip_percentile)
+        caption = (captions or {}).get(name)
+        _panel(ax, overlay(image, gray), name + (f"\n{caption}" if caption else ""))
+    return _finish(fig, title or f"explained class: {first.labels[i]}", path)
 
 
 def plot_channel_attention(

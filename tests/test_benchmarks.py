@@ -23,7 +23,8 @@ def test_bench_faithfulness_smoke(tmp_path, monkeypatch):
     bench.main(["--models", "test_rcan_densenet", "test_ran_densenet", "--images", str(REPO / "examples" / "images"),
                 "--n-images", "2", "--steps", "3", "--ig-steps", "3", "--random-orders", "1",
                 "--n-randomization", "1", "--n-fields", str(n_fields), "--field-size", "96",
-                "--field-ig-steps", "2", "--markdown", str(md), "--json", str(js)])
+                "--field-ig-steps", "2", "--markdown", str(md), "--json", str(js),
+                "--figures", str(tmp_path / "figs"), "--n-figures", "1"])
     text = md.read_text()
     for method in ("integrated_gradients", "saliency", "smoothgrad", "gradcam", "random order"):
         assert f"| test_rcan_densenet | {method} |" in text
@@ -33,6 +34,7 @@ def test_bench_faithfulness_smoke(tmp_path, monkeypatch):
     assert len(results["test_rcan_densenet"]["field_paths"]) == n_fields
     if n_fields:
         assert "**Fields**" in text
+        assert len(list((tmp_path / "figs").glob("field_0_*.png"))) == 2  # IG and Grad-CAM
 
 
 def test_bench_faithfulness_refuses_the_test_split():

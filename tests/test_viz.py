@@ -58,6 +58,21 @@ def test_overlay_figure(tmp_path, explanations):
     assert cervattn.RESEARCH_USE_NOTICE in texts
 
 
+def test_comparison_figure(tmp_path, explanations):
+    ig, grad, ca = explanations
+    fig = viz.plot_comparison({"rcan IG": ig, "rcan gradient": grad}, index=1,
+                              captions={"rcan IG": "2 regions hold 80 %"}, path=tmp_path / "cmp.png")
+    assert [ax.get_title() for ax in fig.axes] == ["image", "rcan IG\n2 regions hold 80 %", "rcan gradient"]
+    a = _assert_not_blank(tmp_path / "cmp.png", min_colours=30)
+    assert a.shape[1] > 1.5 * a.shape[0]  # one row of three panels
+    with pytest.raises(ValueError, match="empty"):
+        viz.plot_comparison({})
+    with pytest.raises(ValueError, match="no spatial map"):
+        viz.plot_comparison({"ig": ig, "ca": ca})
+    with pytest.raises(ValueError, match="another image"):
+        viz.plot_comparison({"a": ig, "b": ig[1:]}, index=0)
+
+
 def test_channel_attention_bars(tmp_path, explanations):
     _, _, ca = explanations
     ca.plot(path=tmp_path / "ca.png")
