@@ -16,9 +16,8 @@ Research use only, not for clinical diagnosis.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
