@@ -81,7 +81,7 @@ def create_model(
 
     Args:
         name: Architecture, optionally with a pretrained tag: ``"rcan_densenet121"`` (its default
-            tag: the best release), ``"rcan_densenet121.sipakmed_cells"``, ``"ran_resnet50.a1_in1k"``,
+            tag: the best release), ``"rcan_densenet121.sipakmed_cells_64"``, ``"ran_resnet50.a1_in1k"``,
             a baseline release such as ``"resnet50.sipakmed_cells"``. Also accepts any timm name,
             ``hf-hub:<org>/<arch>.<tag>[@revision]`` (cervattn releases among them are verified) and
             ``local-dir:<folder>``.
@@ -114,7 +114,7 @@ def create_model(
         >>> model = cervattn.create_model("rcan_densenet121", num_classes=5)
         >>> len(model.pretrained_cfg["label_names"])  # the five SIPaKMeD classes
         5
-        >>> model = cervattn.create_model("rcan_densenet121.sipakmed_cells", pretrained=True)  # doctest: +SKIP
+        >>> model = cervattn.create_model("rcan_densenet121.sipakmed_cells_64", pretrained=True)  # doctest: +SKIP
     """
     if not isinstance(name, str):
         raise TypeError(f"Model name must be a string, got {type(name).__name__}: {name!r}.")

@@ -1,6 +1,6 @@
 """Pretrained weights through the Hugging Face Hub: resolution, mirrors, cache, verification, loading.
 
-``cervattn.create_model("rcan_densenet121.sipakmed_cells", pretrained=True)`` finds the release in
+``cervattn.create_model("rcan_densenet121.sipakmed_cells_64", pretrained=True)`` finds the release in
 :mod:`cervattn.releases`, resolves its ``model.safetensors`` here, checks its sha256 against the
 release table *before* anything is loaded, and hands the file to timm
 (``pretrained_cfg_overlay=dict(file=...)``), whose ``load_pretrained`` then applies the model's
@@ -17,9 +17,9 @@ Where a weight file is looked for, in order:
 
 A mirror is a folder of Hub-layout repositories, one folder per repository id:
 ``<mirror>/<org>/<name>/{config.json, model.safetensors, README.md}``, e.g.
-``<mirror>/cervattn/rcan_densenet121.sipakmed_cells/`` (what ``hf download REPO --local-dir
+``<mirror>/cervattn/rcan_densenet121.sipakmed_cells_64/`` (what ``hf download REPO --local-dir
 <mirror>/REPO`` gives). For cervattn's own organisation the org folder may be left out
-(``<mirror>/rcan_densenet121.sipakmed_cells/``): the repository's ``hub/`` folder uses that form.
+(``<mirror>/rcan_densenet121.sipakmed_cells_64/``): the repository's ``hub/`` folder uses that form.
 
 cervattn never unpickles: released weights are safetensors, and a user's own ``.pt``/``.pth``
 checkpoint is read by :func:`load_checkpoint` with ``torch.load(weights_only=True)``.

@@ -195,7 +195,25 @@ RELEASES: tuple[Release, ...] = (
         "evaluated on val",
         cfg={"input_size": (3, 64, 64), "crop_pct": 1.0, "interpolation": "bicubic",
              "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
-        metrics={'accuracy': 0.937046, 'weighted_f1': 0.937176, 'macro_f1': 0.9374, 'field_accuracy': 0.965517},
+        metrics={"accuracy": 0.937046, "weighted_f1": 0.937176, "macro_f1": 0.9374, "field_accuracy": 0.965517},
+        metrics_split="val",
+    ),
+    Release(
+        name="densenet121.sipakmed_cells_64",
+        sha256={
+            "README.md": "e9a0ee16b9564d02325b01e308b0c33e0ce56ec6ce4fd69899d506c6302bfae9",
+            "config.json": "3d197afb3ca35608c7d13d16364cdf7ec27d9236a3b412c59b6fc4441a8a11ad",
+            "evaluation.json": "7cf74bed8da8961e8574617c988774077f7b5b851c55ec3f857490c1c62aef80",
+            "model.safetensors": "1fffbb39993db91af361447faf9c80d0f2113ebb5731e30af7bd035621383d67",
+            "training_curves.png": "8f679eb3410caae0a1f68c3283a31148c002603d67cab6515147e86214b33f2e",
+        },
+        revision=None,  # not yet on the Hub: loaded from the checkout's hub/ folder
+        dataset="SIPaKMeD",
+        split="cervattn grouped split (by field image): trained on train, best epoch selected on val, "
+        "evaluated on val",
+        cfg={"input_size": (3, 64, 64), "crop_pct": 1.0, "interpolation": "bicubic",
+             "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
+        metrics={"accuracy": 0.940678, "weighted_f1": 0.940671, "macro_f1": 0.940836, "field_accuracy": 0.965517},
         metrics_split="val",
     ),
 )

@@ -3,11 +3,11 @@
 On a connected machine, copy the release once (a folder per repository: config.json,
 model.safetensors, README.md):
 
-    hf download cervattn/rcan_densenet121.sipakmed_cells --local-dir mirror/cervattn/rcan_densenet121.sipakmed_cells
+    hf download cervattn/rcan_densenet121.sipakmed_cells_64 --local-dir mirror/cervattn/rcan_densenet121.sipakmed_cells_64
 
 Carry ``mirror/`` to the offline machine, then:
 
-    HF_HUB_OFFLINE=1 CERVATTN_MIRROR=mirror python examples/load_offline.py --model rcan_densenet121.sipakmed_cells
+    HF_HUB_OFFLINE=1 CERVATTN_MIRROR=mirror python examples/load_offline.py --model rcan_densenet121.sipakmed_cells_64
 
 The repository's own ``hub/`` folder is such a mirror and is used automatically in a source
 checkout. The sha256 of the file is checked against cervattn's release table before loading.

@@ -16,6 +16,21 @@ def test_models_page_lists_every_architecture(name):
     assert f"| {name} |" in (REPO / "docs" / "models.md").read_text()
 
 
+def test_tagged_names_in_the_docs_exist():
+    """Every ``arch.tag`` the README, docs and examples pass to create_model / timm / the CLI is a real tag."""
+    import re
+
+    import timm
+
+    known = set(cervattn.list_pretrained()) | set(timm.list_pretrained())
+    pattern = re.compile(r"(?:create_model\(\s*[\"']|--model |hf-hub:cervattn/)([a-z][a-z0-9_]*\.[a-z0-9_]+)")
+    files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted((REPO / "examples").glob("*.py"))]
+    found = {(f.name, name) for f in files for name in pattern.findall(f.read_text())}
+    assert found, "the pattern found no tagged names at all"
+    unknown = sorted((f, n) for f, n in found if n not in known)
+    assert not unknown, f"tags that do not exist: {unknown}"
+
+
 def test_models_page_lists_every_release_with_its_metrics():
     from cervattn.commands.models import releases_table
 

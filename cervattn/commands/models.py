@@ -24,6 +24,7 @@ def releases_table(pattern: str = "") -> tuple[tuple[str, ...], list[tuple[str, 
     """Header and rows of the released weights (``arch.tag`` matching ``pattern``) and their metrics."""
     from fnmatch import fnmatch
 
+    from ..models import is_cervattn_arch
     from ..releases import list_releases
 
     header = ("release", "default of", "input px", "split", "accuracy %", "weighted F1 %", "macro F1 %",
@@ -32,7 +33,8 @@ def releases_table(pattern: str = "") -> tuple[tuple[str, ...], list[tuple[str, 
     for r in list_releases():
         if pattern and not fnmatch(r.name, pattern) and not fnmatch(r.arch, pattern):
             continue
-        default = r.arch if list_releases(r.arch)[0] is r else "-"
+        # An untagged timm architecture keeps timm's default (ImageNet); only ours default to a release.
+        default = r.arch if is_cervattn_arch(r.arch) and list_releases(r.arch)[0] is r else "-"
         size = r.cfg.get("input_size")
         m = r.metrics
         pct = [f"{100 * m[k]:.1f}" if k in m else "-" for k in ("accuracy", "weighted_f1", "macro_f1", "field_accuracy")]
