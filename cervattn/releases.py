@@ -178,6 +178,10 @@ class Release:
         return self.name.split(".", 1)[1]
 
 
+_GROUPED_VAL = "cervattn grouped split (by field image): trained on train, best epoch selected on val, evaluated on val"
+_CELLS_64 = {"input_size": (3, 64, 64), "crop_pct": 1.0, "interpolation": "bicubic",
+             "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+
 #: The released weights, best first per architecture (see the module docstring for the shape of an entry).
 RELEASES: tuple[Release, ...] = (
     Release(
@@ -191,10 +195,8 @@ RELEASES: tuple[Release, ...] = (
         },
         revision=None,  # not yet on the Hub: loaded from the checkout's hub/ folder
         dataset="SIPaKMeD",
-        split="cervattn grouped split (by field image): trained on train, best epoch selected on val, "
-        "evaluated on val",
-        cfg={"input_size": (3, 64, 64), "crop_pct": 1.0, "interpolation": "bicubic",
-             "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
+        split=_GROUPED_VAL,
+        cfg=_CELLS_64,
         metrics={"accuracy": 0.937046, "weighted_f1": 0.937176, "macro_f1": 0.9374, "field_accuracy": 0.965517},
         metrics_split="val",
     ),
@@ -209,10 +211,8 @@ RELEASES: tuple[Release, ...] = (
         },
         revision=None,  # not yet on the Hub: loaded from the checkout's hub/ folder
         dataset="SIPaKMeD",
-        split="cervattn grouped split (by field image): trained on train, best epoch selected on val, "
-        "evaluated on val",
-        cfg={"input_size": (3, 64, 64), "crop_pct": 1.0, "interpolation": "bicubic",
-             "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
+        split=_GROUPED_VAL,
+        cfg=_CELLS_64,
         metrics={"accuracy": 0.940678, "weighted_f1": 0.940671, "macro_f1": 0.940836, "field_accuracy": 0.965517},
         metrics_split="val",
     ),
