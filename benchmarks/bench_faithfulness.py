@@ -100,6 +100,12 @@ def _field_tensor(model, path: Path, size: int):
     return ((x - mean) / std).unsqueeze(0)
 
 
+def _method_kwargs(spec: str) -> dict:
+    """``'integrated_gradients:white'`` -> explain() keywords (method and IG baseline)."""
+    method, _, baseline = spec.partition(":")
+    return {"method": method, **({"baselines": baseline} if baseline else {})}
+
+
 def run_model(name: str, args, cells: list[Path], fields: list[tuple[Path, str]], shown: dict) -> dict:
     """Run the three measurements for one model; the field explanations of the first
     ``--n-figures`` fields go into ``shown[(field, method)][name]`` for the comparison figures."""
@@ -116,7 +122,7 @@ def run_model(name: str, args, cells: list[Path], fields: list[tuple[Path, str]]
     for start in range(0, len(cells), args.batch_size):
         batch = [str(p) for p in cells[start : start + args.batch_size]]
         for m in methods:
-            e = explain(model, batch, method=m, n_steps=args.ig_steps)
+            e = explain(model, batch, n_steps=args.ig_steps, **_method_kwargs(m))
             first = m == methods[0]
             orders = args.random_orders if first else 0
             d = fa.deletion_curve(model, e, random_orders=orders, **kw)
@@ -130,14 +136,14 @@ def run_model(name: str, args, cells: list[Path], fields: list[tuple[Path, str]]
     if args.n_randomization:
         sample = [str(p) for p in cells[: args.n_randomization]]
         for m in methods:
-            r = fa.randomization_check(model, sample, method=m, mode="full", n_steps=args.ig_steps)
+            r = fa.randomization_check(model, sample, mode="full", n_steps=args.ig_steps, **_method_kwargs(m))
             res["randomization"][m] = r.spearman_abs[-1].tolist()
     t2 = time.perf_counter()
     for j, (path, label) in enumerate(fields):
         x = _field_tensor(model, path, args.field_size)
         res["field_paths"].append(str(path))
         for m in field_methods:
-            e = explain(model, x, method=m, target=label, n_steps=args.field_ig_steps)
+            e = explain(model, x, target=label, n_steps=args.field_ig_steps, **_method_kwargs(m))
             share = fa.cell_attribution_share(e)
             conc = fa.cell_concentration(e, mass=args.mass)
             if j < args.n_figures:
@@ -240,7 +246,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--images", nargs="*", default=None, help="cell image files or folders instead of val cells")
     p.add_argument("--n-images", type=int, default=20)
     p.add_argument("--split", default="val", help="split of the cells and fields (never test)")
-    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help="comma-separated; 'integrated_gradients:white' picks an IG baseline (black by default)")
     p.add_argument("--steps", type=int, default=16, help="deletion / insertion steps")
     p.add_argument("--ig-steps", type=int, default=50)
     p.add_argument("--replacement", default="blurred", choices=["blurred", "black", "white", "mean"])

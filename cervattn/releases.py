@@ -216,6 +216,22 @@ RELEASES: tuple[Release, ...] = (
         metrics={"accuracy": 0.940678, "weighted_f1": 0.940671, "macro_f1": 0.940836, "field_accuracy": 0.965517},
         metrics_split="val",
     ),
+    Release(
+        name="resnet50.sipakmed_cells_64",
+        sha256={
+            "README.md": "65806658ea1f0bb44a6aa08765950698ee92064755bbb45a323cd4dd0ab85a21",
+            "config.json": "5f10ffd30b1f08e29ecb47a30fb88709d5d14c06fb4b9a368665a1f19f36963e",
+            "evaluation.json": "5161e25ecff501e30be9545050aa4751d71145c97a53d173ef5f6f2db70fc4cf",
+            "model.safetensors": "faaac7d7e887e14529856fe36f0d19966daae9ee3cc030b6b23cd1e742a1e5c2",
+            "training_curves.png": "18c1f79c86ba8078e77c5ab1da404235944b1f6d04b300aa88d866ac232d40c2",
+        },
+        revision=None,  # not yet on the Hub: loaded from the checkout's hub/ folder
+        dataset="SIPaKMeD",
+        split=_GROUPED_VAL,
+        cfg=_CELLS_64,
+        metrics={"accuracy": 0.900726, "weighted_f1": 0.901501, "macro_f1": 0.901683, "field_accuracy": 0.942529},
+        metrics_split="val",
+    ),
 )
 
 _registry: dict[str, Release] = {r.name: r for r in RELEASES}
