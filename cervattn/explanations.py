@@ -507,7 +507,7 @@ def explain(
     method: str = "integrated_gradients",
     target: int | str | Sequence[int | str] | None = None,
     output: Literal["logit", "log_softmax", "softmax"] = "logit",
-    baselines: str | torch.Tensor = "black",
+    baselines: str | torch.Tensor = "white",
     n_steps: int = 50,
     integration: str = "gausslegendre",
     n_trials: int | None = None,
@@ -536,8 +536,10 @@ def explain(
         * ``'integrated_gradients'`` (alias ``'ig'``, the default): captum's IntegratedGradients
           with ``n_steps``, ``integration`` (captum's ``method``: ``'gausslegendre'``,
           ``'riemann_left'``, ``'riemann_right'``, ``'riemann_middle'``, ``'riemann_trapezoid'``)
-          and ``baselines``: ``'black'`` (``(0 - mean) / std`` in normalised space, not zeros),
-          ``'white'`` (cells lie on a bright slide), ``'mean'`` (zeros: the mean colour),
+          and ``baselines``: ``'white'`` (the default: ``(1 - mean) / std`` in normalised space;
+          cells lie on a bright slide, so white is the "no cell" image; a black baseline
+          attributes the empty slide, see docs/explain.md, "Faithfulness"), ``'black'``
+          (``(0 - mean) / std``, not zeros), ``'mean'`` (zeros: the mean colour),
           ``'blurred'`` (Gaussian, sigma ``blur_sigma`` px, default side / 16), ``'noise'``
           (uniform noise in pixel space, averaged over ``n_trials`` = 10 draws, as the paper), or
           a tensor in normalised space. The steps run in chunks of ``internal_batch_size`` rows.

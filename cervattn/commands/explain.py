@@ -17,7 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="integrated_gradients", choices=METHODS, help="default integrated_gradients")
     parser.add_argument("--target", help="class to explain: index or label name (default: the predicted class)")
     parser.add_argument("--n-steps", type=int, default=50, help="integration steps (default 50)")
-    parser.add_argument("--baselines", default="black", help="black, white, blurred or noise (default black)")
+    parser.add_argument("--baselines", default="white",
+                        help="integrated gradients baseline: white (default: the empty bright slide), black, "
+                             "blurred, mean or noise")
     parser.add_argument("--batch-size", type=int, default=8, help="images per call (default 8)")
     parser.add_argument("--format", default="png", choices=("png", "pdf", "svg"), help="figure format (default png)")
     parser.add_argument("--save-arrays", action="store_true", help="also save each explanation as .npz")
