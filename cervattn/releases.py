@@ -232,6 +232,22 @@ RELEASES: tuple[Release, ...] = (
         metrics={"accuracy": 0.900726, "weighted_f1": 0.901501, "macro_f1": 0.901683, "field_accuracy": 0.942529},
         metrics_split="val",
     ),
+    Release(
+        name="ran_resnet50.sipakmed_cells_64",
+        sha256={
+            "README.md": "9837664ee31b0872cae0318018a4e4869ce551063dc1d5f4e6c9b6883f66300c",
+            "config.json": "156ef6ab6cebfea118b808f3d4f282c25c3604c9340fc423c9b9b0900c894ca6",
+            "evaluation.json": "92f335931d167db963f5e0b7fa371c222e245e4195b0ee7a10a303ec77fa909d",
+            "model.safetensors": "0ed007e9dc4731af57da816af78be3c623e65b2d23261ad5ee9ac8ad810f4dfe",
+            "training_curves.png": "55db66dda225b80ef22ad8340600f12bee03f4c3b7a99f4989520462549300f9",
+        },
+        revision=None,  # not yet on the Hub: loaded from the checkout's hub/ folder
+        dataset="SIPaKMeD",
+        split=_GROUPED_VAL,
+        cfg=_CELLS_64,
+        metrics={"accuracy": 0.924939, "weighted_f1": 0.925023, "macro_f1": 0.925243, "field_accuracy": 0.954023},
+        metrics_split="val",
+    ),
 )
 
 _registry: dict[str, Release] = {r.name: r for r in RELEASES}
