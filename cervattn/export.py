@@ -45,6 +45,7 @@ __all__ = [
     "PublishResult",
     "read_training_checkpoint",
     "export",
+    "headline_metrics",
     "model_card",
     "plan_upload",
     "publish",
