@@ -474,7 +474,7 @@ def export(
 
 def headline_metrics(evaluation: Mapping[str, Any]) -> dict[str, float]:
     """``accuracy``, ``weighted_f1``, ``macro_f1`` and ``field_accuracy`` of an evaluation JSON, as
-    fractions rounded to 4 digits (what a :class:`~cervattn.releases.Release` records)."""
+    fractions rounded to 6 digits (what a :class:`~cervattn.releases.Release` records)."""
     report = _report(evaluation)
     values = {key: _metric(report, key)[0] for key in ("accuracy", "weighted_f1", "macro_f1")}
     entry = _field_entry(evaluation, report)

@@ -448,10 +448,9 @@ def label_regions(mask: np.ndarray) -> tuple[np.ndarray, int]:
         np.minimum(m[:, 1:], lab[:, :-1], out=m[:, 1:])
         np.minimum(m[:, :-1], lab[:, 1:], out=m[:, :-1])
         m = np.where(mask, m, big)
-        flat = m.ravel()
+        flat = m.reshape(-1)  # a view: the jump below updates m
         inside = flat < big
         flat[inside] = flat[flat[inside] - 1]  # pointer jumping: take the label of the label's pixel
-        m = np.where(mask, flat.reshape(h, w), big)
         if np.array_equal(m, lab):
             break
         lab = m
