@@ -14,6 +14,7 @@ from cervattn.metrics import (
     field_level_accuracy,
     macro_f1,
     markdown_table,
+    paired_comparison,
     weighted_f1,
 )
 
@@ -76,6 +77,38 @@ def test_bootstrap_ci_contains_estimate_and_is_deterministic():
         assert lo <= report["per_class"][name]["f1"] <= hi
     with pytest.raises(ValueError, match="alpha=1.5"):
         bootstrap_ci(y_true, y_pred, accuracy, alpha=1.5)
+
+
+def test_paired_comparison_hand_example():
+    # A right on 0-5, B right on 0-2 and 6: A alone 3 cells, B alone 1; exact McNemar on 4 discordant
+    # cells: p = 2 * P(X <= 1 | Binomial(4, 1/2)) = 2 * 5/16.
+    y = [0, 1, 2, 3, 4, 0, 1, 2]
+    a = [0, 1, 2, 3, 4, 0, 0, 0]
+    b = [0, 1, 2, 0, 0, 1, 1, 0]
+    out = paired_comparison(y, a, b, n_boot=300)
+    assert (out["n"], out["only_a"], out["only_b"]) == (8, 3, 1)
+    assert out["accuracy_a"] == 6 / 8 and out["accuracy_b"] == 4 / 8
+    assert out["difference"] == pytest.approx(2 / 8)
+    assert out["p_value"] == pytest.approx(10 / 16)
+    low, high = out["difference_ci"]
+    assert low <= out["difference"] <= high
+    # Swapping the models mirrors everything; scores work like class indices.
+    swapped = paired_comparison(y, np.eye(5)[b], a, n_boot=300)
+    assert (swapped["only_a"], swapped["only_b"], swapped["p_value"]) == (1, 3, out["p_value"])
+    assert swapped["difference"] == pytest.approx(-out["difference"])
+
+
+def test_paired_comparison_extremes_and_errors():
+    y = np.zeros(2000, dtype=int)
+    same = paired_comparison(y, y, y, n_boot=50)
+    assert same["p_value"] == 1.0 and same["difference_ci"] == (0.0, 0.0)
+    # 1,100 discordant cells (2.0**1100 overflows a float): computed exactly, tiny but not zero.
+    a = np.r_[np.ones(50, dtype=int), np.zeros(1950, dtype=int)]
+    b = np.r_[np.zeros(50, dtype=int), np.ones(1050, dtype=int), np.zeros(900, dtype=int)]
+    out = paired_comparison(y, a, b, n_boot=50)
+    assert (out["only_a"], out["only_b"]) == (1050, 50) and 0 < out["p_value"] < 1e-200
+    with pytest.raises(ValueError, match="one entry per sample; got 3, 3 and 2"):
+        paired_comparison([0, 1, 2], [0, 1, 2], [0, 1])
 
 
 def test_field_level_accuracy_hand_example():
