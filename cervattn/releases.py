@@ -185,6 +185,22 @@ _CELLS_64 = {"input_size": (3, 64, 64), "crop_pct": 1.0, "interpolation": "bicub
 #: The released weights, best first per architecture (see the module docstring for the shape of an entry).
 RELEASES: tuple[Release, ...] = (
     Release(
+        name="rcan_densenet121.sipakmed_cells_64_e48",
+        sha256={
+            "README.md": "6d91111343a297eaf826e5cce84bf31364d1a5bb785051c4b39939ff36a8e1f7",
+            "config.json": "b503d8356ed0e26439770d107ffae8bff3dafca4cb16f5140653c931cbce2dc6",
+            "evaluation.json": "e0e7b75209c65f0cb67a6214c015bd632142183eb383d48371f45a1eab41d2c0",
+            "model.safetensors": "ad70e0fd17880ec4db2919fb97a584f154b8cfc20785098d88c4c3a893d6a6d8",
+            "training_curves.png": "6f24c811dd8a12c20c2cb61c16995363ecf454f9a7b18db6cefbee9df2c28179",
+        },
+        revision=None,  # not yet on the Hub: loaded from the checkout's hub/ folder
+        dataset="SIPaKMeD",
+        split=_GROUPED_VAL,
+        cfg=_CELLS_64,
+        metrics={"accuracy": 0.947942, "weighted_f1": 0.947695, "macro_f1": 0.947981, "field_accuracy": 0.982759},
+        metrics_split="val",
+    ),
+    Release(
         name="rcan_densenet121.sipakmed_cells_64",
         sha256={
             "README.md": "48c7b5622ca29b7c053f819e4617b0c0563411adae322e1c30c51e3591090711",
