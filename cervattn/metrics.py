@@ -424,9 +424,10 @@ def markdown_table(
         The table as a markdown string (ending with a newline).
 
     Examples:
-        >>> print(markdown_table({"ran_resnet50": r1, "rcan_densenet121": r2}))
+        >>> r1 = classification_report([0, 1, 2, 3, 4], [0, 1, 2, 3, 3])
+        >>> r2 = classification_report([0, 1, 2, 3, 4], [0, 1, 2, 3, 4])
+        >>> print(markdown_table({"ran_resnet50": r1, "rcan_densenet121": r2}).splitlines()[0])
         | Metric | ran_resnet50 | rcan_densenet121 |
-        ...
     """
     if not reports:
         raise ValueError("reports is empty; pass {model name: classification_report(...)}.")

@@ -1,5 +1,7 @@
 """Metrics against values computed by hand (scikit-learn is not a dependency)."""
 
+import doctest
+
 import numpy as np
 import pytest
 
@@ -142,3 +144,10 @@ def test_confusion_matrix_figure_writes_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="2 names for a 3x3 matrix"):
         confusion_matrix_figure(report, ["a", "b"], tmp_path / "x.png")
+
+
+def test_docstring_examples_run():
+    import cervattn.metrics
+
+    result = doctest.testmod(cervattn.metrics)
+    assert result.attempted >= 4 and result.failed == 0
